@@ -1,0 +1,163 @@
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::PgPool;
+
+use crate::jobs::JobFailure;
+use crate::tenancy::{TenantId, TenantTx};
+
+/// A tenant's MindTickle account: the regional hosts and both credential pairs.
+#[derive(Clone)]
+pub struct MindTickleAccount {
+    /// REST host of the tenant's region, such as `https://api.prod-us.mindtickle.com`.
+    pub api_base: String,
+    /// Reporting host that serves the OData feed.
+    pub admin_base: String,
+    /// Learning-site host, such as `acme.mindtickle.com`.
+    pub ls_url: String,
+    pub api_key: String,
+    pub secret_key: SecretString,
+    pub reporting_user: String,
+    pub reporting_password: SecretString,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("tenant {0} has no MindTickle account configured")]
+    NoAccount(TenantId),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+impl SyncError {
+    pub fn job_failure(&self) -> JobFailure {
+        match self {
+            // An operator can add the account; retrying later may then succeed.
+            SyncError::NoAccount(_) => JobFailure::Retryable {
+                message: self.to_string(),
+                not_before: None,
+            },
+            SyncError::Database(error) => JobFailure::Retryable {
+                message: format!("database error: {error}"),
+                not_before: None,
+            },
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct AccountRow {
+    api_base: String,
+    admin_base: String,
+    ls_url: String,
+    api_key: String,
+    secret_key: String,
+    reporting_user: String,
+    reporting_password: String,
+}
+
+/// One MindTickle client per tenant, each with its own token, built from the tenant's account row.
+#[derive(Clone)]
+pub struct MindTickleAccounts {
+    http: reqwest::Client,
+    clients: Arc<Mutex<HashMap<TenantId, mindtickle::Client>>>,
+}
+
+impl MindTickleAccounts {
+    pub fn new(timeout: Duration) -> anyhow::Result<MindTickleAccounts> {
+        crate::install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("enablement-bridge/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(MindTickleAccounts {
+            http,
+            clients: Arc::default(),
+        })
+    }
+
+    /// Returns the tenant's client, loading its account on first use.
+    pub async fn client(
+        &self,
+        pool: &PgPool,
+        tenant: &TenantId,
+    ) -> Result<mindtickle::Client, SyncError> {
+        if let Some(client) = self
+            .clients
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(tenant)
+        {
+            return Ok(client.clone());
+        }
+        let mut tx = TenantTx::begin(pool, tenant).await?;
+        let row = sqlx::query_as::<_, AccountRow>(
+            "SELECT api_base, admin_base, ls_url, api_key, secret_key, reporting_user, reporting_password
+             FROM mindtickle_accounts WHERE tenant_id = $1",
+        )
+        .bind(tenant.as_str())
+        .fetch_optional(tx.conn())
+        .await?;
+        tx.commit().await?;
+        let row = row.ok_or_else(|| SyncError::NoAccount(tenant.clone()))?;
+        let client = mindtickle::Client::new(
+            self.http.clone(),
+            mindtickle::TenantConfig {
+                api_base: row.api_base,
+                admin_base: row.admin_base,
+                ls_url: row.ls_url,
+                api_key: row.api_key,
+                secret_key: SecretString::from(row.secret_key),
+                reporting_user: row.reporting_user,
+                reporting_password: SecretString::from(row.reporting_password),
+            },
+        );
+        self.clients
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(tenant.clone(), client.clone());
+        Ok(client)
+    }
+
+    /// Stores the tenant's account and drops its cached client, so the next call uses it.
+    ///
+    /// NOTE: the keys are stored as plain text, readable only through the tenant's own
+    /// row-level security policy; encrypting them at rest is not built yet.
+    pub async fn set_account(
+        &self,
+        pool: &PgPool,
+        tenant: &TenantId,
+        account: &MindTickleAccount,
+    ) -> Result<(), sqlx::Error> {
+        let mut tx = TenantTx::begin(pool, tenant).await?;
+        sqlx::query(
+            "INSERT INTO mindtickle_accounts
+                 (tenant_id, api_base, admin_base, ls_url, api_key, secret_key, reporting_user, reporting_password)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (tenant_id) DO UPDATE SET
+                 api_base = EXCLUDED.api_base, admin_base = EXCLUDED.admin_base, ls_url = EXCLUDED.ls_url,
+                 api_key = EXCLUDED.api_key, secret_key = EXCLUDED.secret_key,
+                 reporting_user = EXCLUDED.reporting_user, reporting_password = EXCLUDED.reporting_password,
+                 updated_at = now()",
+        )
+        .bind(tenant.as_str())
+        .bind(&account.api_base)
+        .bind(&account.admin_base)
+        .bind(&account.ls_url)
+        .bind(&account.api_key)
+        .bind(account.secret_key.expose_secret())
+        .bind(&account.reporting_user)
+        .bind(account.reporting_password.expose_secret())
+        .execute(tx.conn())
+        .await?;
+        tx.commit().await?;
+        self.clients
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(tenant);
+        Ok(())
+    }
+}

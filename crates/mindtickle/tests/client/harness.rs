@@ -1,0 +1,102 @@
+//! Starts an emulator with the demo fixtures and builds clients for its tenants.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use mindtickle::{Client, Clock, ProcessId, ProcessStatusReport, TenantConfig, UserUpsert};
+use mindtickle_emulator::{Emulator, Options, RateLimitProfile, demo_fixtures};
+
+pub const ACME: &str = "acme";
+pub const GLOBEX: &str = "globex";
+pub const ALICE: &str = "alice.nguyen@acme.example";
+
+/// Options for most tests: no rate limit, so request bursts are not rejected, and a short
+/// process delay.
+pub fn options() -> Options {
+    Options {
+        rate_limit: RateLimitProfile::Off,
+        process_delay: Duration::from_millis(40),
+        ..Options::default()
+    }
+}
+
+pub async fn spawn(options: Options) -> Emulator {
+    Emulator::start(demo_fixtures(), options).await.unwrap()
+}
+
+pub fn tenant(emulator: &Emulator, company_id: &str) -> TenantConfig {
+    let fixtures = demo_fixtures();
+    let company = fixtures.company(company_id).unwrap();
+    let pair = &company.key_pairs[0];
+    TenantConfig {
+        api_base: emulator.api_url(company.region),
+        admin_base: emulator.admin_url(),
+        ls_url: company.ls_url.clone(),
+        api_key: pair.api_key.clone(),
+        secret_key: pair.secret_key.clone().into(),
+        reporting_user: company.reporting_user.clone(),
+        reporting_password: company.reporting_password.clone().into(),
+    }
+}
+
+pub fn client(emulator: &Emulator, company_id: &str) -> Client {
+    Client::new(reqwest::Client::new(), tenant(emulator, company_id))
+}
+
+/// A clock that moves only when a test advances it.
+#[derive(Debug)]
+pub struct ManualClock {
+    now: Mutex<Instant>,
+}
+
+impl ManualClock {
+    pub fn new() -> Arc<ManualClock> {
+        Arc::new(ManualClock {
+            now: Mutex::new(Instant::now()),
+        })
+    }
+
+    pub fn advance(&self, by: Duration) {
+        *self.now.lock().unwrap() += by;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Instant {
+        *self.now.lock().unwrap()
+    }
+}
+
+pub fn client_with_clock(emulator: &Emulator, company_id: &str, clock: Arc<ManualClock>) -> Client {
+    Client::with_clock(reqwest::Client::new(), tenant(emulator, company_id), clock)
+}
+
+pub fn upsert(email: &str, name: &str) -> UserUpsert {
+    UserUpsert {
+        email: email.to_owned(),
+        name: name.to_owned(),
+        active: true,
+        profile: [("dg".to_owned(), "Account Executive".to_owned())].into(),
+    }
+}
+
+/// Polls process status every 20 ms until all processes finish, failing after 5 s.
+pub async fn wait_for(client: &Client, ids: &[ProcessId]) -> ProcessStatusReport {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let report = client.process_status(ids).await.unwrap();
+        if report.all_finished() {
+            return report;
+        }
+        assert!(Instant::now() < deadline, "processes still running: {report:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Upserts users and waits for the upsert to apply.
+pub async fn provision(client: &Client, users: &[UserUpsert]) {
+    let ids = client.upsert_users(users).await.unwrap();
+    wait_for(client, &ids).await;
+}
