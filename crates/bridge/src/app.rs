@@ -14,7 +14,9 @@ use serde_json::json;
 use sqlx::PgPool;
 use tower::ServiceBuilder;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::sensitive_headers::SetSensitiveHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -47,9 +49,8 @@ struct Inner {
 
 impl AppState {
     pub fn new(pool: PgPool, config: Config, jwt: JwtKeys, bus: Bus) -> anyhow::Result<AppState> {
-        let mindtickle = MindTickleAccounts::new(Duration::from_secs(
-            config.mindtickle.request_timeout_secs,
-        ))?;
+        let mindtickle =
+            MindTickleAccounts::new(Duration::from_secs(config.mindtickle.request_timeout_secs))?;
         Ok(AppState {
             inner: Arc::new(Inner {
                 pool,
@@ -126,7 +127,10 @@ pub fn router(state: AppState) -> Router {
     let config = state.config();
     let layers = ServiceBuilder::new()
         .layer(SetSensitiveHeadersLayer::new([header::AUTHORIZATION]))
-        .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuidV7))
+        .layer(SetRequestIdLayer::new(
+            request_id.clone(),
+            MakeRequestUuidV7,
+        ))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
                 let request_id = request

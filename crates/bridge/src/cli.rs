@@ -16,7 +16,11 @@ use crate::server::{Workers, in_process_bus, jwt_keys, open_database, shutdown_s
 use crate::tenancy::{TenantId, TenantRegistry, TenantRegistryError, TenantTx};
 
 #[derive(Debug, Parser)]
-#[command(name = "enablement-bridge", version, about = "Multi-tenant bridge between identity providers and MindTickle")]
+#[command(
+    name = "enablement-bridge",
+    version,
+    about = "Multi-tenant bridge between identity providers and MindTickle"
+)]
 pub struct Cli {
     /// TOML configuration file; `BRIDGE_*` environment variables override it.
     #[arg(long, global = true, value_name = "PATH")]
@@ -268,7 +272,9 @@ fn parse_scopes(raw: &str) -> Result<BTreeSet<Scope>, Failure> {
         .collect::<Result<BTreeSet<_>, _>>()
         .map_err(|error| Failure::Usage(error.to_string()))?;
     if scopes.is_empty() {
-        return Err(Failure::Usage("--scopes must name at least one scope".into()));
+        return Err(Failure::Usage(
+            "--scopes must name at least one scope".into(),
+        ));
     }
     Ok(scopes)
 }
@@ -349,7 +355,9 @@ async fn tenant_command(command: TenantCommand, config: Config) -> Result<(), Fa
             }
             let secret = |name: &str| {
                 std::env::var(name).map_err(|_| {
-                    Failure::Usage(format!("{name} is not set; export it before running this command"))
+                    Failure::Usage(format!(
+                        "{name} is not set; export it before running this command"
+                    ))
                 })
             };
             let account = crate::sync::MindTickleAccount {

@@ -340,6 +340,8 @@ fn is_secret_key(key: &str) -> bool {
 }
 
 #[cfg(test)]
+// figment's `Jail` closures return its large error type by design.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
     use figment::Jail;
@@ -364,7 +366,10 @@ mod tests {
         Jail::expect_with(|jail| {
             jail.create_file("bridge.toml", "[server]\nlisten = \"127.0.0.1:4000\"\n")?;
             jail.set_env("BRIDGE_SERVER_LISTEN", "127.0.0.1:5000");
-            jail.set_env("BRIDGE_DATABASE_OWNER_URL", "postgres://owner@localhost/bridge");
+            jail.set_env(
+                "BRIDGE_DATABASE_OWNER_URL",
+                "postgres://owner@localhost/bridge",
+            );
             let config = load_in_jail(Some("bridge.toml")).map_err(|e| e.to_string())?;
             assert_eq!(config.server.listen.to_string(), "127.0.0.1:5000");
             assert!(config.database.owner_url.is_some());

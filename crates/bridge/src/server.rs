@@ -24,7 +24,10 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Database> {
         database.migrate().await?;
     }
     isolation_self_check(&database.pool, TENANT_ROLE, !database.embedded).await?;
-    tracing::info!(embedded = database.embedded, "database ready; tenant isolation self-check passed");
+    tracing::info!(
+        embedded = database.embedded,
+        "database ready; tenant isolation self-check passed"
+    );
     Ok(database)
 }
 

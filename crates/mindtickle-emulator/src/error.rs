@@ -12,8 +12,8 @@ use crate::state::AppState;
 
 pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// An error a handler returns. The request-id middleware writes the JSON body, because only it
-/// knows the request id.
+/// Error returned by a handler. The request-id middleware writes the JSON body, because only
+/// the middleware has the request id.
 #[derive(Debug, Clone)]
 pub(crate) struct ApiError {
     pub status: StatusCode,

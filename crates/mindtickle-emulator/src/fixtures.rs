@@ -16,8 +16,8 @@ pub struct Fixtures {
     pub companies: Vec<CompanyFixture>,
 }
 
-/// MindTickle hosts each company in exactly one region, and its API only answers on that
-/// region's host.
+/// Region of a company. MindTickle hosts each company in exactly one region, and only that
+/// region's API host serves it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Region {
@@ -229,6 +229,7 @@ pub fn demo_fixtures() -> Fixtures {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

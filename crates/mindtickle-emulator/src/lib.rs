@@ -2,7 +2,7 @@
 //!
 //! One [`Emulator`] serves three listeners: the global API host, the US API host and the admin
 //! host (OData reporting). Routes, auth, paging, rate limits and error bodies follow what live
-//! integrations have observed; where the public record is silent the emulator follows a
+//! integrations have observed. Where the public record is silent, the emulator follows a
 //! proposed contract, marked in the route modules.
 
 mod error;
@@ -20,6 +20,7 @@ use std::{
 use anyhow::Context as _;
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 
+use crate::state::{AppState, Host, Shared, Urls};
 pub use crate::{
     fixtures::{
         ActivityFixture, ActivityState, CompanyFixture, FixtureError, Fixtures, KeyPair,
@@ -28,7 +29,6 @@ pub use crate::{
     rate_limit::RateLimitProfile,
     state::{EmulatedUser, Fault, HTTP_DATE_RETRY_SECONDS, Options, RetryAfter},
 };
-use crate::state::{AppState, Host, Shared, Urls};
 
 /// Addresses of the three listeners.
 #[derive(Debug, Clone, Copy)]
@@ -176,7 +176,8 @@ impl Emulator {
         routes::revoke_tokens(&self.shared, company_id);
     }
 
-    /// A user of a company by email (case-insensitive), after applying finished processes.
+    /// Returns a user of a company by email (case-insensitive), after applying finished
+    /// processes.
     pub fn user(&self, company_id: &str, email: &str) -> Option<EmulatedUser> {
         let state = self.shared.lock();
         let company = state.companies.get(company_id)?;
@@ -185,7 +186,7 @@ impl Emulator {
             .map(|index| company.users[index].clone())
     }
 
-    /// All users of a company in creation order.
+    /// Returns all users of a company in creation order.
     pub fn users(&self, company_id: &str) -> Vec<EmulatedUser> {
         let state = self.shared.lock();
         state
@@ -198,12 +199,8 @@ impl Emulator {
     /// Stops all listeners, waiting up to five seconds for open connections to finish.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
-        let servers: Vec<JoinHandle<()>> = std::mem::take(
-            &mut *self
-                .servers
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        );
+        let servers: Vec<JoinHandle<()>> =
+            std::mem::take(&mut *self.servers.lock().unwrap_or_else(PoisonError::into_inner));
         for mut server in servers {
             if tokio::time::timeout(Duration::from_secs(5), &mut server)
                 .await

@@ -44,11 +44,12 @@ async fn main() -> anyhow::Result<()> {
         None => mindtickle_emulator::demo_fixtures(),
     };
     let next_port = |offset: u16| -> anyhow::Result<SocketAddr> {
-        let port = args
-            .listen
-            .port()
-            .checked_add(offset)
-            .with_context(|| format!("--listen port {} leaves no room for the admin and US listeners", args.listen.port()))?;
+        let port = args.listen.port().checked_add(offset).with_context(|| {
+            format!(
+                "--listen port {} leaves no room for the admin and US listeners",
+                args.listen.port()
+            )
+        })?;
         Ok(SocketAddr::new(args.listen.ip(), port))
     };
     let addrs = ListenAddrs {
@@ -68,9 +69,7 @@ async fn main() -> anyhow::Result<()> {
     println!("US API:     {}", emulator.api_url(Region::Us));
     tracing::info!("emulator started; press Ctrl-C to stop");
 
-    tokio::signal::ctrl_c()
-        .await
-        .context("wait for Ctrl-C")?;
+    tokio::signal::ctrl_c().await.context("wait for Ctrl-C")?;
     emulator.shutdown().await;
     tracing::info!("emulator stopped");
     Ok(())

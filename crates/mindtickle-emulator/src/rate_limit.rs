@@ -5,7 +5,7 @@ use std::{collections::VecDeque, time::Duration};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-/// Which published limit the emulator enforces. The public record disagrees on the numbers,
+/// Published limit that the emulator enforces. The public record disagrees on the numbers,
 /// so tests can run against either.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -92,6 +92,7 @@ impl RequestLog {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -116,7 +117,10 @@ mod tests {
         let start = Instant::now();
         for i in 0..60 {
             let at = start + Duration::from_millis(i * 300);
-            assert!(log.admit(RateLimitProfile::Strict, at).is_ok(), "request {i}");
+            assert!(
+                log.admit(RateLimitProfile::Strict, at).is_ok(),
+                "request {i}"
+            );
         }
         let now = start + Duration::from_secs(20);
         let wait = log.admit(RateLimitProfile::Strict, now).unwrap_err();

@@ -142,7 +142,10 @@ pub(crate) struct UserWrite {
 #[derive(Debug, Clone)]
 pub(crate) enum ProcessAction {
     Upsert(Vec<UserWrite>),
-    Deactivate { emails: Vec<String>, ids: Vec<String> },
+    Deactivate {
+        emails: Vec<String>,
+        ids: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -446,8 +449,8 @@ impl State {
                 },
                 email: email.to_owned(),
                 name: write.name.clone(),
-                // NOTE: real MindTickle may create users as ADDED until they first sign in; the
-                // emulator makes them ACTIVE so their assigned progress is visible at once.
+                // NOTE: real MindTickle may create users as ADDED until they first sign in. The
+                // emulator makes them ACTIVE, so their assigned progress is visible at once.
                 user_state: write.user_state.unwrap_or(UserState::Active),
                 group_ids: write.group_ids.clone().unwrap_or_default(),
                 profile: write.profile.clone().unwrap_or_default(),

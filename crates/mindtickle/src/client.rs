@@ -129,7 +129,11 @@ impl Client {
     }
 
     /// Builds a client whose token ages by `clock`, so tests can expire it without waiting.
-    pub fn with_clock(http: reqwest::Client, config: TenantConfig, clock: Arc<dyn Clock>) -> Client {
+    pub fn with_clock(
+        http: reqwest::Client,
+        config: TenantConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Client {
         let api_base = config.api_base.trim_end_matches('/').to_owned();
         let admin_base = config.admin_base.trim_end_matches('/').to_owned();
         Client {
@@ -224,7 +228,9 @@ impl Client {
             let limit = USER_PAGE_SIZE.to_string();
             let mut page: UserPage = self
                 .call_json("user search", |http| {
-                    http.post(&url).query(&[("limit", limit.as_str())]).json(&body)
+                    http.post(&url)
+                        .query(&[("limit", limit.as_str())])
+                        .json(&body)
                 })
                 .await?;
             let mut pages = 1;
@@ -234,10 +240,15 @@ impl Client {
                     break;
                 };
                 if pages >= MAX_PAGES {
-                    return Err(Error::TooManyPages { what: "user search", pages });
+                    return Err(Error::TooManyPages {
+                        what: "user search",
+                        pages,
+                    });
                 }
                 let next = self.repoint(&next, &self.inner.api_base, "user search")?;
-                page = self.call_json("user search", |http| http.get(&next)).await?;
+                page = self
+                    .call_json("user search", |http| http.get(&next))
+                    .await?;
                 pages += 1;
             }
         }
@@ -283,10 +294,15 @@ impl Client {
                 break;
             };
             if pages >= MAX_PAGES {
-                return Err(Error::TooManyPages { what: "xAPI statements", pages });
+                return Err(Error::TooManyPages {
+                    what: "xAPI statements",
+                    pages,
+                });
             }
             let more = self.repoint(&more, &self.inner.api_base, "xAPI statements")?;
-            page = self.call_json("xAPI statements", |http| http.get(&more)).await?;
+            page = self
+                .call_json("xAPI statements", |http| http.get(&more))
+                .await?;
             pages += 1;
         }
         tracing::debug!(statements = statements.len(), "read learner statements");
@@ -301,7 +317,10 @@ impl Client {
     ) -> Result<Vec<LearnerModulePerformance>, Error> {
         // OData string literals escape a quote by doubling it.
         let filter = format!("LearnerEmailId eq '{}'", email.replace('\'', "''"));
-        let url = format!("{}/Odata.svc/LearnerModulePerformances", self.inner.admin_base);
+        let url = format!(
+            "{}/Odata.svc/LearnerModulePerformances",
+            self.inner.admin_base
+        );
         let mut page = self
             .reporting_call(|http| {
                 http.get(&url)
@@ -317,7 +336,10 @@ impl Client {
                 break;
             };
             if pages >= MAX_PAGES {
-                return Err(Error::TooManyPages { what: "OData performance", pages });
+                return Err(Error::TooManyPages {
+                    what: "OData performance",
+                    pages,
+                });
             }
             let next = self.repoint(&next, &self.inner.admin_base, "OData performance")?;
             page = self.reporting_call(|http| http.get(&next)).await?;
@@ -384,7 +406,10 @@ impl Client {
 
     /// Sends a request with the bearer token, re-authenticating once on 401, and on 403 when
     /// the token is old enough that the 403 most likely means it expired.
-    async fn call(&self, build: &impl Fn(&reqwest::Client) -> RequestBuilder) -> Result<Response, Error> {
+    async fn call(
+        &self,
+        build: &impl Fn(&reqwest::Client) -> RequestBuilder,
+    ) -> Result<Response, Error> {
         let token = self.token().await?;
         let response = self.send_with(build, &token).await?;
         let status = response.status();
@@ -394,7 +419,10 @@ impl Client {
             return check_status(response).await;
         }
 
-        tracing::info!(status = status.as_u16(), "token rejected; re-authenticating once");
+        tracing::info!(
+            status = status.as_u16(),
+            "token rejected; re-authenticating once"
+        );
         let token = self.replace_token(&token).await?;
         let response = self.send_with(build, &token).await?;
         check_status(response).await

@@ -2,7 +2,7 @@
 
 use secrecy::SecretString;
 
-/// Where and how one tenant's MindTickle is reached.
+/// Connection settings and credentials of one tenant's MindTickle.
 #[derive(Debug, Clone)]
 pub struct TenantConfig {
     /// REST host of the tenant's region, such as `https://api.mindtickle.com` or

@@ -8,8 +8,8 @@ use reqwest::{StatusCode, header::HeaderMap};
 /// A failed MindTickle call.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// 429. `retry_after` comes from `Retry-After` (delta seconds or an HTTP date) and is
-    /// `None` when the header is missing or malformed, so the caller picks its own backoff.
+    /// Too many requests (429). `retry_after` comes from `Retry-After` (delta seconds or an
+    /// HTTP date). It is `None` when the header is missing or malformed, so the caller picks its own backoff.
     #[error("MindTickle rate limit exceeded (429); retry after {retry_after:?} or back off")]
     RateLimited { retry_after: Option<Duration> },
 
@@ -58,9 +58,7 @@ impl Error {
             Error::RateLimited { .. } | Error::Timeout => true,
             Error::Api { status, .. } => *status >= 500,
             Error::Transport(error) => error.is_connect() || error.is_timeout(),
-            Error::Unauthorized { .. } | Error::Decode { .. } | Error::TooManyPages { .. } => {
-                false
-            }
+            Error::Unauthorized { .. } | Error::Decode { .. } | Error::TooManyPages { .. } => false,
         }
     }
 
@@ -128,16 +126,23 @@ fn error_message(body: &[u8]) -> String {
 
 /// Parses `Retry-After` as delta seconds or an HTTP date; a date in the past means zero.
 pub(crate) fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
-    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
     }
     // RFC 9110 dates end in "GMT", which chrono's RFC 2822 parser accepts as an obsolete zone.
-    let at = DateTime::parse_from_rfc2822(value).ok()?.with_timezone(&Utc);
+    let at = DateTime::parse_from_rfc2822(value)
+        .ok()?
+        .with_timezone(&Utc);
     Some((at - now).to_std().unwrap_or(Duration::ZERO))
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use reqwest::header::{HeaderValue, RETRY_AFTER};
@@ -173,7 +178,10 @@ mod tests {
     #[test]
     fn error_message_prefers_message_then_error_key() {
         assert_eq!(error_message(br#"{"message":"m","request_id":"r"}"#), "m");
-        assert_eq!(error_message(br#"{"error":"missing parameter ls_url"}"#), "missing parameter ls_url");
+        assert_eq!(
+            error_message(br#"{"error":"missing parameter ls_url"}"#),
+            "missing parameter ls_url"
+        );
         assert_eq!(error_message(b"Bad Gateway"), "Bad Gateway");
         assert_eq!(error_message(b""), "(empty body)");
     }

@@ -295,7 +295,9 @@ pub struct LearnerModulePerformance {
 
 /// Reads an OData time as RFC 3339 (`2024-01-31T12:00:00Z`) or the OData v2 JSON form
 /// `/Date(<epoch ms>)/`; empty means none.
-fn odata_time<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+fn odata_time<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<DateTime<Utc>>, D::Error> {
     let Some(raw) = Option::<String>::deserialize(deserializer)? else {
         return Ok(None);
     };
@@ -303,7 +305,10 @@ fn odata_time<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<DateT
     if raw.is_empty() {
         return Ok(None);
     }
-    if let Some(millis) = raw.strip_prefix("/Date(").and_then(|r| r.strip_suffix(")/")) {
+    if let Some(millis) = raw
+        .strip_prefix("/Date(")
+        .and_then(|r| r.strip_suffix(")/"))
+    {
         // An offset suffix such as `+0000` may follow the milliseconds.
         let digits = millis.split(['+', '-']).next().unwrap_or(millis);
         let millis: i64 = digits.parse().map_err(serde::de::Error::custom)?;
@@ -331,7 +336,9 @@ fn lenient_number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<f
             .parse()
             .map(Some)
             .map_err(|_| serde::de::Error::custom(format!("invalid number {s:?}"))),
-        Some(other) => Err(serde::de::Error::custom(format!("expected a number, got {other}"))),
+        Some(other) => Err(serde::de::Error::custom(format!(
+            "expected a number, got {other}"
+        ))),
     }
 }
 
@@ -344,11 +351,14 @@ fn lenient_bool<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::E
             "false" | "0" | "" => Ok(false),
             _ => Err(serde::de::Error::custom(format!("invalid boolean {s:?}"))),
         },
-        Some(other) => Err(serde::de::Error::custom(format!("expected a boolean, got {other}"))),
+        Some(other) => Err(serde::de::Error::custom(format!(
+            "expected a boolean, got {other}"
+        ))),
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;
@@ -366,8 +376,14 @@ mod tests {
             "HasStarted": "true",
         }))
         .unwrap();
-        assert_eq!(row.start_time.unwrap().to_rfc3339(), "2026-01-01T00:00:00+00:00");
-        assert_eq!(row.end_time.unwrap().to_rfc3339(), "2026-01-02T00:00:00+00:00");
+        assert_eq!(
+            row.start_time.unwrap().to_rfc3339(),
+            "2026-01-01T00:00:00+00:00"
+        );
+        assert_eq!(
+            row.end_time.unwrap().to_rfc3339(),
+            "2026-01-02T00:00:00+00:00"
+        );
         assert_eq!(row.percent_completed, Some(100.0));
         assert_eq!(row.score, Some(9.5));
         assert_eq!(row.max_score, None);

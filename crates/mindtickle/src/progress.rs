@@ -65,8 +65,8 @@ pub(crate) fn merge(
     performances: &[LearnerModulePerformance],
     catalog: &Catalog,
 ) -> Vec<CourseProgress> {
-    // The statements hold the learner's whole history, so a module can appear more than once;
-    // keep the furthest state, since MindTickle progress does not move backwards.
+    // The statements contain the learner's whole history, so a module can appear more than
+    // once. Keep the furthest state, because MindTickle progress does not move backwards.
     let mut summaries: BTreeMap<&str, StatementSummary> = BTreeMap::new();
     for statement in statements {
         let Some(status) = verb_status(&statement.verb) else {
@@ -81,10 +81,7 @@ pub(crate) fn merge(
         };
         let entry = summaries
             .entry(statement.module_id.as_str())
-            .or_insert(StatementSummary {
-                status,
-                event_at,
-            });
+            .or_insert(StatementSummary { status, event_at });
         if status > entry.status {
             *entry = StatementSummary { status, event_at };
         }
@@ -186,11 +183,14 @@ fn row_status(row: &LearnerModulePerformance) -> CourseStatus {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     fn at(rfc3339: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(rfc3339).unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(rfc3339)
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     #[test]

@@ -83,8 +83,16 @@ mod tests {
     #[test]
     fn tenants_do_not_share_entries() {
         let cache = InProcessCache::default();
-        cache.set(&tenant("acme"), CacheResource::Roster, "all", b"acme".to_vec());
-        assert_eq!(cache.get(&tenant("globex"), CacheResource::Roster, "all"), None);
+        cache.set(
+            &tenant("acme"),
+            CacheResource::Roster,
+            "all",
+            b"acme".to_vec(),
+        );
+        assert_eq!(
+            cache.get(&tenant("globex"), CacheResource::Roster, "all"),
+            None
+        );
         assert_eq!(
             cache.get(&tenant("acme"), CacheResource::Roster, "all"),
             Some(b"acme".to_vec())
@@ -95,9 +103,17 @@ mod tests {
     fn invalidation_is_per_tenant() {
         let cache = InProcessCache::default();
         cache.set(&tenant("acme"), CacheResource::Roster, "all", b"a".to_vec());
-        cache.set(&tenant("globex"), CacheResource::Roster, "all", b"g".to_vec());
+        cache.set(
+            &tenant("globex"),
+            CacheResource::Roster,
+            "all",
+            b"g".to_vec(),
+        );
         cache.invalidate_tenant(&tenant("acme"));
-        assert_eq!(cache.get(&tenant("acme"), CacheResource::Roster, "all"), None);
+        assert_eq!(
+            cache.get(&tenant("acme"), CacheResource::Roster, "all"),
+            None
+        );
         assert_eq!(
             cache.get(&tenant("globex"), CacheResource::Roster, "all"),
             Some(b"g".to_vec())

@@ -37,7 +37,10 @@ impl CacheResource {
 /// Builds the key of one cached value. `TenantId` admits no `{`, `}` or `:`, so no key of one
 /// tenant can be spelled from another tenant's id.
 pub fn cache_key(tenant: &TenantId, resource: CacheResource, generation: u64, key: &str) -> String {
-    format!("tenant:{{{tenant}}}:{}:{generation}:{key}", resource.as_str())
+    format!(
+        "tenant:{{{tenant}}}:{}:{generation}:{key}",
+        resource.as_str()
+    )
 }
 
 /// The cache port. A closed enum, because the set of backends is closed: in-process now, Redis

@@ -21,10 +21,11 @@ impl EmbeddedServer {
         std::fs::create_dir_all(&path).map_err(|error| failed(error.to_string()))?;
         let root = path.clone();
         // Preparing the cluster and starting the proxy thread block, so keep them off the runtime.
-        let server = tokio::task::spawn_blocking(move || PgliteServer::builder().path(root).start())
-            .await
-            .map_err(|error| failed(error.to_string()))?
-            .map_err(|error| failed(format!("{error:#}")))?;
+        let server =
+            tokio::task::spawn_blocking(move || PgliteServer::builder().path(root).start())
+                .await
+                .map_err(|error| failed(error.to_string()))?
+                .map_err(|error| failed(format!("{error:#}")))?;
         let url = server.database_url();
         tracing::info!(data_dir = %path.display(), "embedded PostgreSQL started");
         Ok(EmbeddedServer {
@@ -44,7 +45,9 @@ impl EmbeddedServer {
             let stopped = tokio::task::spawn_blocking(move || server.shutdown()).await;
             match stopped {
                 Ok(Ok(())) => tracing::info!("embedded PostgreSQL stopped"),
-                Ok(Err(error)) => tracing::warn!(error = %format!("{error:#}"), "embedded PostgreSQL shutdown failed"),
+                Ok(Err(error)) => {
+                    tracing::warn!(error = %format!("{error:#}"), "embedded PostgreSQL shutdown failed")
+                }
                 Err(error) => tracing::warn!(%error, "embedded PostgreSQL shutdown task failed"),
             }
         }

@@ -39,12 +39,17 @@ pub enum DirectoryError {
     #[error("user {0} not found")]
     NotFound(Uuid),
     #[error("user {id} has version {current}, not the expected {expected}")]
-    VersionMismatch { id: Uuid, current: i64, expected: i64 },
+    VersionMismatch {
+        id: Uuid,
+        current: i64,
+        expected: i64,
+    },
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
 
-const USER_COLUMNS: &str = "user_id, user_name, external_id, active, display_name, email, role, resource, version,
+const USER_COLUMNS: &str =
+    "user_id, user_name, external_id, active, display_name, email, role, resource, version,
      created_at, updated_at, mindtickle_state, mindtickle_pushed_at, mindtickle_error";
 
 /// The role that feeds readiness team breakdowns, from SCIM `roles` (primary first).

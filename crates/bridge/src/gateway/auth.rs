@@ -55,7 +55,9 @@ impl fmt::Display for Scope {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("unknown scope {0:?}; expected one of: users:read users:write courses:read courses:write analytics:read analytics:write")]
+#[error(
+    "unknown scope {0:?}; expected one of: users:read users:write courses:read courses:write analytics:read analytics:write"
+)]
 pub struct ScopeParseError(pub String);
 
 impl FromStr for Scope {
@@ -192,9 +194,7 @@ impl FromRequestParts<AppState> for ApiCaller {
         let token = bearer_token(parts)?;
         let claims = state.jwt().verify(token).map_err(|error| match error {
             TokenError::Expired => ApiError::Unauthorized("the bearer token has expired".into()),
-            TokenError::Invalid(_) => {
-                ApiError::Unauthorized("the bearer token is invalid".into())
-            }
+            TokenError::Invalid(_) => ApiError::Unauthorized("the bearer token is invalid".into()),
         })?;
 
         let Path(path) = Path::<TenantPath>::from_request_parts(parts, state)
@@ -214,8 +214,8 @@ impl FromRequestParts<AppState> for ApiCaller {
                 "the token is not valid for this tenant".into(),
             ));
         }
-        let tenant = TenantId::parse(&path.tenant)
-            .map_err(|error| ApiError::NotFound(error.to_string()))?;
+        let tenant =
+            TenantId::parse(&path.tenant).map_err(|error| ApiError::NotFound(error.to_string()))?;
         tracing::Span::current().record("tenant_id", tenant.as_str());
 
         // Unknown scope names are ignored rather than rejected, so a token issued by a newer

@@ -103,7 +103,8 @@ impl IntoResponse for ApiError {
             }
             ApiError::BadGateway(detail) => {
                 tracing::warn!(error = %detail, request_id = request_id.as_deref(), "upstream call failed");
-                body["detail"] = json!("MindTickle could not be reached or answered with an error; retry later");
+                body["detail"] =
+                    json!("MindTickle could not be reached or answered with an error; retry later");
             }
             _ if status.is_server_error() => {
                 tracing::warn!(error = %self, request_id = request_id.as_deref(), "request failed");

@@ -141,8 +141,8 @@ impl JobRunner {
             }
             Err(failure) => {
                 let message = failure.to_string();
-                let dead = matches!(failure, JobFailure::Permanent(_))
-                    || job.attempts >= job.max_attempts;
+                let dead =
+                    matches!(failure, JobFailure::Permanent(_)) || job.attempts >= job.max_attempts;
                 if dead {
                     tracing::error!(tenant_id = %job.tenant_id, job_id = %job.job_id, kind = %job.kind,
                         attempts = job.attempts, error = %message, "job is dead");
@@ -191,7 +191,9 @@ impl JobRunner {
 
     /// Exponential backoff with full jitter: a uniform delay in [0, min(cap, base × 2^(attempt-1))].
     pub fn backoff(&self, attempt: i32) -> Duration {
-        let exponent = u32::try_from(attempt.saturating_sub(1)).unwrap_or(0).min(30);
+        let exponent = u32::try_from(attempt.saturating_sub(1))
+            .unwrap_or(0)
+            .min(30);
         let ceiling_ms = self
             .config
             .base_backoff_ms

@@ -4,7 +4,9 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{ProgressOut, QuizResultIn, QuizResultOut, load_progress, record_quiz_result, sync_user_progress};
+use super::{
+    ProgressOut, QuizResultIn, QuizResultOut, load_progress, record_quiz_result, sync_user_progress,
+};
 use crate::app::AppState;
 use crate::gateway::{ApiCaller, ApiError, Scope};
 use crate::tenancy::TenantTx;
@@ -36,7 +38,10 @@ pub async fn get_progress(
     caller.require(Scope::CoursesRead)?;
     let user_id = parse_user_id(&path.user)?;
     let mut tx = TenantTx::begin(state.pool(), &caller.tenant).await?;
-    if crate::directory::get_user(&mut tx, user_id).await?.is_none() {
+    if crate::directory::get_user(&mut tx, user_id)
+        .await?
+        .is_none()
+    {
         return Err(ApiError::NotFound(format!("user {user_id} not found")));
     }
     let progress = load_progress(&mut tx, user_id).await?;

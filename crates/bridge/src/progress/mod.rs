@@ -157,7 +157,10 @@ pub async fn sync_user_progress(
         .await?;
     }
     // Courses MindTickle no longer lists for the user were unassigned.
-    let course_ids: Vec<String> = courses.iter().map(|course| course.course_id.clone()).collect();
+    let course_ids: Vec<String> = courses
+        .iter()
+        .map(|course| course.course_id.clone())
+        .collect();
     sqlx::query(
         "DELETE FROM course_progress WHERE tenant_id = $1 AND user_id = $2 AND NOT (course_id = ANY($3))",
     )

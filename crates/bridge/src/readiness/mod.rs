@@ -74,7 +74,10 @@ fn to_i32(value: i64) -> i32 {
 
 /// Computes, stores and returns the tenant's readiness report, and emits
 /// `readiness.aggregated`. A tenant with no data gets null averages and zero counts.
-pub async fn aggregate(state: &AppState, tenant: &TenantId) -> Result<ReadinessReport, sqlx::Error> {
+pub async fn aggregate(
+    state: &AppState,
+    tenant: &TenantId,
+) -> Result<ReadinessReport, sqlx::Error> {
     let stale_after = i64::try_from(state.config().readiness.stale_after_secs).unwrap_or(i64::MAX);
     let mut tx = TenantTx::begin(state.pool(), tenant).await?;
     // Scores come from submitted quiz results and from MindTickle's assessment scores; the latest
@@ -229,11 +232,20 @@ pub async fn refresh(state: &AppState, job: &ClaimedJob) -> Result<JobOutcome, J
     tx.commit().await.map_err(database)?;
 
     for user_id in stale {
-        if let Err(error) = crate::progress::sync_user_progress(state, &job.tenant_id, user_id).await {
+        if let Err(error) =
+            crate::progress::sync_user_progress(state, &job.tenant_id, user_id).await
+        {
             return Err(match error {
-                ApiError::Unavailable { retry_after_secs, .. } => JobFailure::Retryable {
+                ApiError::Unavailable {
+                    retry_after_secs, ..
+                } => JobFailure::Retryable {
                     message: "MindTickle rate limit".into(),
-                    not_before: Some(Utc::now() + chrono::Duration::seconds(i64::try_from(retry_after_secs).unwrap_or(60))),
+                    not_before: Some(
+                        Utc::now()
+                            + chrono::Duration::seconds(
+                                i64::try_from(retry_after_secs).unwrap_or(60),
+                            ),
+                    ),
                 },
                 other => JobFailure::Retryable {
                     message: format!("progress sync of user {user_id} failed: {other}"),

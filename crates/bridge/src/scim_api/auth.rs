@@ -2,8 +2,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 use base64::Engine;
@@ -31,9 +31,12 @@ const VERIFIED_TTL: Duration = Duration::from_secs(60);
 
 /// Verified tokens, keyed by the SHA-256 of the whole token, so argon2 (tens of milliseconds by
 /// design) runs once a minute per token rather than on every request.
+/// A verified token's tenant, id and verification time, by SHA-256 of the token.
+type VerifiedTokens = HashMap<[u8; 32], (TenantId, Uuid, Instant)>;
+
 #[derive(Clone, Default)]
 pub struct ScimTokenCache {
-    verified: Arc<Mutex<HashMap<[u8; 32], (TenantId, Uuid, Instant)>>>,
+    verified: Arc<Mutex<VerifiedTokens>>,
 }
 
 impl ScimTokenCache {
@@ -62,10 +65,7 @@ struct TenantPath {
 impl FromRequestParts<AppState> for ScimCaller {
     type Rejection = ScimApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, ScimApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ScimApiError> {
         let Path(path) = Path::<TenantPath>::from_request_parts(parts, state)
             .await
             .map_err(|_| ScimApiError::unauthorized())?;
@@ -143,10 +143,7 @@ async fn verify_token(
 
 /// Creates a SCIM bearer token for the tenant and returns it. Only an argon2 hash of its secret
 /// part is stored, so the token cannot be shown again.
-pub async fn create_scim_token(
-    pool: &PgPool,
-    tenant: &TenantId,
-) -> anyhow::Result<SecretString> {
+pub async fn create_scim_token(pool: &PgPool, tenant: &TenantId) -> anyhow::Result<SecretString> {
     let token_id = Uuid::now_v7();
     let mut secret_bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut secret_bytes);

@@ -3,8 +3,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use scim::{
-    CompValue, CompareOp, Filter, ListQuery, Meta, PatchRequest, ScimError, ScimType,
-    UserResource, apply_patch, list_response, parse_filter,
+    CompValue, CompareOp, Filter, ListQuery, Meta, PatchRequest, ScimError, ScimType, UserResource,
+    apply_patch, list_response, parse_filter,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -68,11 +68,16 @@ pub async fn create_user(
         Err(error) => return Err(dead_letter(&state, &caller, &request, &body, error).await),
     };
     let mut tx = TenantTx::begin(state.pool(), &caller.tenant).await?;
-    let user =
-        directory::create_user(&mut tx, &resource, state.config().jobs.max_attempts).await?;
+    let user = directory::create_user(&mut tx, &resource, state.config().jobs.max_attempts).await?;
     tx.commit().await?;
     tracing::info!(tenant_id = %caller.tenant, user_id = %user.user_id, "SCIM user created");
-    Ok(user_response(StatusCode::CREATED, &user, &headers, &caller, true))
+    Ok(user_response(
+        StatusCode::CREATED,
+        &user,
+        &headers,
+        &caller,
+        true,
+    ))
 }
 
 #[utoipa::path(
@@ -149,7 +154,13 @@ pub async fn get_user(
         .await?
         .ok_or_else(|| not_found(&path.id))?;
     tx.commit().await?;
-    Ok(user_response(StatusCode::OK, &user, &headers, &caller, false))
+    Ok(user_response(
+        StatusCode::OK,
+        &user,
+        &headers,
+        &caller,
+        false,
+    ))
 }
 
 #[utoipa::path(
@@ -190,7 +201,13 @@ pub async fn replace_user(
     .await?;
     tx.commit().await?;
     tracing::info!(tenant_id = %caller.tenant, user_id = %user.user_id, "SCIM user replaced");
-    Ok(user_response(StatusCode::OK, &user, &headers, &caller, false))
+    Ok(user_response(
+        StatusCode::OK,
+        &user,
+        &headers,
+        &caller,
+        false,
+    ))
 }
 
 #[utoipa::path(
@@ -227,8 +244,8 @@ pub async fn patch_user(
         .ok_or_else(|| not_found(&path.id))?;
     // The operations apply to the stored representation; the result is validated again as a
     // whole resource, so a PATCH can never store what a POST would reject.
-    let patched = apply_patch(&current.resource, &patch)
-        .and_then(|value| UserResource::from_json(&value));
+    let patched =
+        apply_patch(&current.resource, &patch).and_then(|value| UserResource::from_json(&value));
     let resource = match patched {
         Ok(resource) => resource,
         Err(error) => {
@@ -248,7 +265,13 @@ pub async fn patch_user(
     .await?;
     tx.commit().await?;
     tracing::info!(tenant_id = %caller.tenant, user_id = %user.user_id, active = user.active, "SCIM user patched");
-    Ok(user_response(StatusCode::OK, &user, &headers, &caller, false))
+    Ok(user_response(
+        StatusCode::OK,
+        &user,
+        &headers,
+        &caller,
+        false,
+    ))
 }
 
 #[utoipa::path(
@@ -477,8 +500,7 @@ fn user_response(
     if let Ok(value) = HeaderValue::from_str(&etag(user)) {
         response.headers_mut().insert(header::ETAG, value);
     }
-    if with_location
-        && let Ok(value) = HeaderValue::from_str(&user_location(user, headers, caller))
+    if with_location && let Ok(value) = HeaderValue::from_str(&user_location(user, headers, caller))
     {
         response.headers_mut().insert(header::LOCATION, value);
     }

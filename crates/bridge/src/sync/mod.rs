@@ -45,7 +45,10 @@ pub fn job_failure(error: &mindtickle::Error) -> JobFailure {
 }
 
 fn bad_payload(job: &ClaimedJob, error: serde_json::Error) -> JobFailure {
-    JobFailure::Permanent(format!("job {} has an invalid payload: {error}", job.job_id))
+    JobFailure::Permanent(format!(
+        "job {} has an invalid payload: {error}",
+        job.job_id
+    ))
 }
 
 fn database_failure(error: sqlx::Error) -> JobFailure {
@@ -98,22 +101,20 @@ async fn push_user(state: &AppState, job: &ClaimedJob) -> Result<JobOutcome, Job
         .client(state.pool(), tenant)
         .await
         .map_err(|error| error.job_failure())?;
-    let result = if user.active {
-        let name = user
-            .display_name
-            .clone()
-            .unwrap_or_else(|| user.user_name.clone());
-        client
-            .upsert_users(&[mindtickle::UserUpsert {
-                email,
-                name,
-                active: true,
-                profile: Default::default(),
-            }])
-            .await
-    } else {
-        client.deactivate_users(&[email]).await
-    };
+    // An upsert carries the user's state, so a deactivation of a user MindTickle has not seen
+    // yet creates it deactivated instead of failing on an unknown email.
+    let name = user
+        .display_name
+        .clone()
+        .unwrap_or_else(|| user.user_name.clone());
+    let result = client
+        .upsert_users(&[mindtickle::UserUpsert {
+            email,
+            name,
+            active: user.active,
+            profile: Default::default(),
+        }])
+        .await;
     let process_ids = match result {
         Ok(ids) => ids,
         Err(error) => {
@@ -177,20 +178,36 @@ async fn check_process(state: &AppState, job: &ClaimedJob) -> Result<JobOutcome,
         .await
         .map_err(|error| job_failure(&error))?;
 
-    if let Some(failure) = report.failure_message() {
-        record_versioned_state(state, job, payload.user_id, payload.version, "failed", Some(&failure)).await?;
+    if let Some(failure) = process_failure(&report) {
+        record_versioned_state(
+            state,
+            job,
+            payload.user_id,
+            payload.version,
+            "failed",
+            Some(&failure),
+        )
+        .await?;
         return Err(JobFailure::Permanent(failure));
     }
-    if report.all_succeeded(&ids) {
-        record_versioned_state(state, job, payload.user_id, payload.version, "synced", None).await?;
+    if all_succeeded(&report, &ids) {
+        record_versioned_state(state, job, payload.user_id, payload.version, "synced", None)
+            .await?;
         tracing::info!(tenant_id = %job.tenant_id, user_id = %payload.user_id, "MindTickle confirmed the user push");
         return Ok(JobOutcome::Done);
     }
     if payload.checks + 1 >= MAX_PROCESS_CHECKS {
-        let reason = format!(
-            "MindTickle process still not finished after {MAX_PROCESS_CHECKS} checks"
-        );
-        record_versioned_state(state, job, payload.user_id, payload.version, "failed", Some(&reason)).await?;
+        let reason =
+            format!("MindTickle process still not finished after {MAX_PROCESS_CHECKS} checks");
+        record_versioned_state(
+            state,
+            job,
+            payload.user_id,
+            payload.version,
+            "failed",
+            Some(&reason),
+        )
+        .await?;
         return Err(JobFailure::Permanent(reason));
     }
     // Count the check in the payload: re-running does not spend an attempt.
@@ -237,6 +254,36 @@ async fn remove_user(state: &AppState, job: &ClaimedJob) -> Result<JobOutcome, J
         .map_err(|error| job_failure(&error))?;
     tracing::info!(tenant_id = %job.tenant_id, job_id = %job.job_id, "deleted user deactivated in MindTickle");
     Ok(JobOutcome::Done)
+}
+
+/// Describes why a push failed: a failed process or per-user errors, which a one-user push
+/// treats alike.
+fn process_failure(report: &mindtickle::ProcessStatusReport) -> Option<String> {
+    let messages: Vec<String> = report
+        .errors
+        .values()
+        .flatten()
+        .map(|error| error.message.clone())
+        .collect();
+    let failed = report
+        .states
+        .values()
+        .any(|state| *state == mindtickle::ProcessState::Failed);
+    if messages.is_empty() && !failed {
+        return None;
+    }
+    if messages.is_empty() {
+        return Some("MindTickle reported the bulk process as failed".into());
+    }
+    Some(format!(
+        "MindTickle rejected the user: {}",
+        messages.join("; ")
+    ))
+}
+
+fn all_succeeded(report: &mindtickle::ProcessStatusReport, ids: &[mindtickle::ProcessId]) -> bool {
+    ids.iter()
+        .all(|id| report.state(id) == Some(mindtickle::ProcessState::Success))
 }
 
 fn poll_interval(state: &AppState) -> chrono::Duration {

@@ -41,7 +41,15 @@ async fn wrong_tenant_token_is_forbidden_and_recorded() {
     assert_eq!(row.2.as_deref(), Some("globex-b"));
     assert_eq!(row.3.as_deref(), Some("req-cross-tenant-1"));
 
-    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(
         metrics.contains("bridge_security_events_total{kind=\"cross_tenant_token\"}"),
         "{metrics}"
@@ -66,7 +74,9 @@ async fn missing_scope_is_forbidden() {
         body["detail"].as_str().unwrap().contains("analytics:write"),
         "{body}"
     );
-    let events: i64 = app.owner_count("SELECT count(*) FROM security_events").await;
+    let events: i64 = app
+        .owner_count("SELECT count(*) FROM security_events")
+        .await;
     assert_eq!(events, 0, "a missing scope is not a cross-tenant attempt");
 }
 
@@ -112,7 +122,10 @@ async fn expired_and_bad_tokens_are_unauthorized() {
         }
         let response = request.send().await.unwrap();
         assert_eq!(response.status(), 401, "{case}");
-        assert!(response.headers().contains_key("www-authenticate"), "{case}");
+        assert!(
+            response.headers().contains_key("www-authenticate"),
+            "{case}"
+        );
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["status"], 401, "{case}");
     }
@@ -169,7 +182,11 @@ async fn quiz_result_for_other_tenant_user_is_not_found() {
     app.create_tenant("globex-b", "globex").await;
     let scim = app.scim_token(&acme).await;
     let acme_user = app
-        .scim_create(&acme, &scim, crate::support::okta_user("alice@acme.example"))
+        .scim_create(
+            &acme,
+            &scim,
+            crate::support::okta_user("alice@acme.example"),
+        )
         .await;
 
     let body = serde_json::json!({
@@ -185,7 +202,10 @@ async fn quiz_result_for_other_tenant_user_is_not_found() {
         .await
         .unwrap();
     assert_eq!(response.status(), 404);
-    assert_eq!(app.owner_count("SELECT count(*) FROM quiz_results").await, 0);
+    assert_eq!(
+        app.owner_count("SELECT count(*) FROM quiz_results").await,
+        0
+    );
 
     let accepted = app
         .http
@@ -204,17 +224,42 @@ async fn invalid_quiz_results_are_rejected() {
     let acme = app.create_tenant("acme-a", "acme").await;
     let scim = app.scim_token(&acme).await;
     let user = app
-        .scim_create(&acme, &scim, crate::support::okta_user("alice@acme.example"))
+        .scim_create(
+            &acme,
+            &scim,
+            crate::support::okta_user("alice@acme.example"),
+        )
         .await;
     let token = app.all_scopes_token("acme-a");
     let cases = [
-        ("score above max", serde_json::json!({"user_id": user, "quiz_id": "q", "score": 11, "max_score": 10, "submitted_at": "2026-11-01T10:00:00Z"})),
-        ("zero max", serde_json::json!({"user_id": user, "quiz_id": "q", "score": 0, "max_score": 0, "submitted_at": "2026-11-01T10:00:00Z"})),
-        ("negative score", serde_json::json!({"user_id": user, "quiz_id": "q", "score": -1, "max_score": 10, "submitted_at": "2026-11-01T10:00:00Z"})),
-        ("empty quiz id", serde_json::json!({"user_id": user, "quiz_id": " ", "score": 1, "max_score": 10, "submitted_at": "2026-11-01T10:00:00Z"})),
-        ("future submission", serde_json::json!({"user_id": user, "quiz_id": "q", "score": 1, "max_score": 10, "submitted_at": "2099-01-01T00:00:00Z"})),
-        ("unknown field", serde_json::json!({"user_id": user, "quiz_id": "q", "score": 1, "max_score": 10, "submitted_at": "2026-11-01T10:00:00Z", "grade": "A"})),
-        ("missing score", serde_json::json!({"user_id": user, "quiz_id": "q", "max_score": 10, "submitted_at": "2026-11-01T10:00:00Z"})),
+        (
+            "score above max",
+            serde_json::json!({"user_id": user, "quiz_id": "q", "score": 11, "max_score": 10, "submitted_at": "2026-11-01T10:00:00Z"}),
+        ),
+        (
+            "zero max",
+            serde_json::json!({"user_id": user, "quiz_id": "q", "score": 0, "max_score": 0, "submitted_at": "2026-11-01T10:00:00Z"}),
+        ),
+        (
+            "negative score",
+            serde_json::json!({"user_id": user, "quiz_id": "q", "score": -1, "max_score": 10, "submitted_at": "2026-11-01T10:00:00Z"}),
+        ),
+        (
+            "empty quiz id",
+            serde_json::json!({"user_id": user, "quiz_id": " ", "score": 1, "max_score": 10, "submitted_at": "2026-11-01T10:00:00Z"}),
+        ),
+        (
+            "future submission",
+            serde_json::json!({"user_id": user, "quiz_id": "q", "score": 1, "max_score": 10, "submitted_at": "2099-01-01T00:00:00Z"}),
+        ),
+        (
+            "unknown field",
+            serde_json::json!({"user_id": user, "quiz_id": "q", "score": 1, "max_score": 10, "submitted_at": "2026-11-01T10:00:00Z", "grade": "A"}),
+        ),
+        (
+            "missing score",
+            serde_json::json!({"user_id": user, "quiz_id": "q", "max_score": 10, "submitted_at": "2026-11-01T10:00:00Z"}),
+        ),
     ];
     for (case, body) in cases {
         let response = app
@@ -229,7 +274,10 @@ async fn invalid_quiz_results_are_rejected() {
         let problem: Value = response.json().await.unwrap();
         assert!(problem["detail"].is_string(), "{case}: {problem}");
     }
-    assert_eq!(app.owner_count("SELECT count(*) FROM quiz_results").await, 0);
+    assert_eq!(
+        app.owner_count("SELECT count(*) FROM quiz_results").await,
+        0
+    );
 }
 
 #[tokio::test]
@@ -268,7 +316,10 @@ async fn operational_endpoints_answer() {
         "/scim/v2/{tenant}/Users",
         "/scim/v2/{tenant}/Users/{id}",
     ] {
-        assert!(paths.contains_key(path), "{path} missing from /openapi.json");
+        assert!(
+            paths.contains_key(path),
+            "{path} missing from /openapi.json"
+        );
     }
 
     let metrics = app.http.get(app.url("/metrics")).send().await.unwrap();

@@ -9,7 +9,9 @@ async fn demo_prints_each_tenant_report() {
     config.database.url = None;
     config.database.data_dir = data.path().join("data");
     let mut output = Vec::new();
-    bridge::demo::run(config, false, &mut output).await.expect("demo succeeds");
+    bridge::demo::run(config, false, &mut output)
+        .await
+        .expect("demo succeeds");
     let output = String::from_utf8(output).unwrap();
     for expected in [
         "Readiness report for demo-acme",
@@ -20,7 +22,10 @@ async fn demo_prints_each_tenant_report() {
         "Completion rate",
         "answers 403 Forbidden",
     ] {
-        assert!(output.contains(expected), "missing {expected:?} in:\n{output}");
+        assert!(
+            output.contains(expected),
+            "missing {expected:?} in:\n{output}"
+        );
     }
     assert!(!output.contains("NaN"), "{output}");
 }

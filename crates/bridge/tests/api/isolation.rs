@@ -40,28 +40,76 @@ async fn seed_tenant(pool: &PgPool, id: &TenantId) {
     let group = Uuid::now_v7();
     let result = Uuid::now_v7();
     let statements: Vec<(&str, Vec<String>)> = vec![
-        ("INSERT INTO scim_tokens (tenant_id, token_id, secret_hash) VALUES ($1, gen_random_uuid(), 'x')", vec![]),
-        ("INSERT INTO mindtickle_accounts (tenant_id, api_base, admin_base, ls_url, api_key, secret_key, reporting_user, reporting_password) VALUES ($1, 'http://a', 'http://b', 'x.mindtickle.com', 'k', 's', 'u', 'p')", vec![]),
-        ("INSERT INTO users (tenant_id, user_id, user_name, email, resource) VALUES ($1, $2::uuid, $1 || '@example.test', $1 || '@example.test', '{}')", vec![user.to_string()]),
-        ("INSERT INTO groups (tenant_id, group_id, display_name) VALUES ($1, $2::uuid, 'Sales')", vec![group.to_string()]),
-        ("INSERT INTO group_members (tenant_id, group_id, user_id) VALUES ($1, $2::uuid, $3::uuid)", vec![group.to_string(), user.to_string()]),
-        ("INSERT INTO course_series (tenant_id, series_id, name) VALUES ($1, 's1', 'Onboarding')", vec![]),
-        ("INSERT INTO courses (tenant_id, course_id, series_id, name, kind) VALUES ($1, 'c1', 's1', 'Basics', 'course')", vec![]),
-        ("INSERT INTO course_progress (tenant_id, user_id, course_id, status, score, max_score, synced_at) VALUES ($1, $2::uuid, 'c1', 'completed', 8, 10, now())", vec![user.to_string()]),
-        ("INSERT INTO progress_syncs (tenant_id, user_id, synced_at, course_count) VALUES ($1, $2::uuid, now(), 1)", vec![user.to_string()]),
-        ("INSERT INTO quiz_results (tenant_id, result_id, user_id, quiz_id, score, max_score, submitted_at) VALUES ($1, $2::uuid, $3::uuid, 'q1', 9, 10, now())", vec![result.to_string(), user.to_string()]),
-        ("INSERT INTO quiz_answers (tenant_id, result_id, position, question_id, answer) VALUES ($1, $2::uuid, 0, 'q1-1', '\"a\"')", vec![result.to_string()]),
-        ("INSERT INTO readiness_reports (tenant_id, report_id, generated_at, active_users, users_with_scores, score_count, average_score, assigned_courses, completed_courses, completion_rate, users_synced, provisional) VALUES ($1, gen_random_uuid(), now(), 1, 1, 1, 90, 1, 1, 1, 1, false)", vec![]),
-        ("INSERT INTO outbox (tenant_id, event_id, event_type, payload) VALUES ($1, gen_random_uuid(), 'quiz.completed', '{}')", vec![]),
-        ("INSERT INTO jobs (tenant_id, job_id, kind, payload, max_attempts, run_at) VALUES ($1, gen_random_uuid(), 'noop', '{}', 1, now() + interval '1 day')", vec![]),
-        ("INSERT INTO dead_letters (tenant_id, dead_letter_id, source, raw_body, errors) VALUES ($1, gen_random_uuid(), 'scim', '{', '{}')", vec![]),
+        (
+            "INSERT INTO scim_tokens (tenant_id, token_id, secret_hash) VALUES ($1, gen_random_uuid(), 'x')",
+            vec![],
+        ),
+        (
+            "INSERT INTO mindtickle_accounts (tenant_id, api_base, admin_base, ls_url, api_key, secret_key, reporting_user, reporting_password) VALUES ($1, 'http://a', 'http://b', 'x.mindtickle.com', 'k', 's', 'u', 'p')",
+            vec![],
+        ),
+        (
+            "INSERT INTO users (tenant_id, user_id, user_name, email, resource) VALUES ($1, $2::uuid, $1 || '@example.test', $1 || '@example.test', '{}')",
+            vec![user.to_string()],
+        ),
+        (
+            "INSERT INTO groups (tenant_id, group_id, display_name) VALUES ($1, $2::uuid, 'Sales')",
+            vec![group.to_string()],
+        ),
+        (
+            "INSERT INTO group_members (tenant_id, group_id, user_id) VALUES ($1, $2::uuid, $3::uuid)",
+            vec![group.to_string(), user.to_string()],
+        ),
+        (
+            "INSERT INTO course_series (tenant_id, series_id, name) VALUES ($1, 's1', 'Onboarding')",
+            vec![],
+        ),
+        (
+            "INSERT INTO courses (tenant_id, course_id, series_id, name, kind) VALUES ($1, 'c1', 's1', 'Basics', 'course')",
+            vec![],
+        ),
+        (
+            "INSERT INTO course_progress (tenant_id, user_id, course_id, status, score, max_score, synced_at) VALUES ($1, $2::uuid, 'c1', 'completed', 8, 10, now())",
+            vec![user.to_string()],
+        ),
+        (
+            "INSERT INTO progress_syncs (tenant_id, user_id, synced_at, course_count) VALUES ($1, $2::uuid, now(), 1)",
+            vec![user.to_string()],
+        ),
+        (
+            "INSERT INTO quiz_results (tenant_id, result_id, user_id, quiz_id, score, max_score, submitted_at) VALUES ($1, $2::uuid, $3::uuid, 'q1', 9, 10, now())",
+            vec![result.to_string(), user.to_string()],
+        ),
+        (
+            "INSERT INTO quiz_answers (tenant_id, result_id, position, question_id, answer) VALUES ($1, $2::uuid, 0, 'q1-1', '\"a\"')",
+            vec![result.to_string()],
+        ),
+        (
+            "INSERT INTO readiness_reports (tenant_id, report_id, generated_at, active_users, users_with_scores, score_count, average_score, assigned_courses, completed_courses, completion_rate, users_synced, provisional) VALUES ($1, gen_random_uuid(), now(), 1, 1, 1, 90, 1, 1, 1, 1, false)",
+            vec![],
+        ),
+        (
+            "INSERT INTO outbox (tenant_id, event_id, event_type, payload) VALUES ($1, gen_random_uuid(), 'quiz.completed', '{}')",
+            vec![],
+        ),
+        (
+            "INSERT INTO jobs (tenant_id, job_id, kind, payload, max_attempts, run_at) VALUES ($1, gen_random_uuid(), 'noop', '{}', 1, now() + interval '1 day')",
+            vec![],
+        ),
+        (
+            "INSERT INTO dead_letters (tenant_id, dead_letter_id, source, raw_body, errors) VALUES ($1, gen_random_uuid(), 'scim', '{', '{}')",
+            vec![],
+        ),
     ];
     for (sql, binds) in statements {
         let mut query = sqlx::query(sql).bind(t);
         for value in binds {
             query = query.bind(value);
         }
-        query.execute(tx.conn()).await.unwrap_or_else(|error| panic!("{sql}: {error}"));
+        query
+            .execute(tx.conn())
+            .await
+            .unwrap_or_else(|error| panic!("{sql}: {error}"));
     }
     tx.commit().await.unwrap();
 }
@@ -72,13 +120,18 @@ fn is_policy_violation(error: &sqlx::Error) -> bool {
 
 #[tokio::test]
 async fn every_tenant_table_is_isolated() {
-    let Some(db) = TestDatabase::create().await else { return };
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
     let (a, b) = (tenant("tenant-a"), tenant("tenant-b"));
     seed_tenant(&db.runtime, &a).await;
     seed_tenant(&db.runtime, &b).await;
 
     let tables = tenant_tables(&db.owner).await;
-    assert!(tables.len() >= 16, "expected every tenant table, found {tables:?}");
+    assert!(
+        tables.len() >= 16,
+        "expected every tenant table, found {tables:?}"
+    );
     for table in &tables {
         // The seed really wrote a row of A, so the checks below test something.
         let seeded: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
@@ -103,7 +156,10 @@ async fn every_tenant_table_is_isolated() {
         .fetch_one(tx.conn())
         .await
         .unwrap();
-        assert_eq!(foreign, 0, "{table}: tenant-b sees rows of another tenant without filtering");
+        assert_eq!(
+            foreign, 0,
+            "{table}: tenant-b sees rows of another tenant without filtering"
+        );
         let updated = sqlx::query(AssertSqlSafe(format!(
             "UPDATE {table} SET tenant_id = tenant_id WHERE tenant_id = 'tenant-a'"
         )))
@@ -137,7 +193,10 @@ async fn every_tenant_table_is_isolated() {
         .execute(tx.conn())
         .await;
         match inserted {
-            Err(error) => assert!(is_policy_violation(&error), "{table}: unexpected error {error}"),
+            Err(error) => assert!(
+                is_policy_violation(&error),
+                "{table}: unexpected error {error}"
+            ),
             Ok(_) => panic!("{table}: tenant-b inserted a row of tenant-a"),
         }
         drop(tx);
@@ -151,19 +210,27 @@ async fn every_tenant_table_is_isolated() {
         .await;
         match moved {
             Err(error) => assert!(
-                is_policy_violation(&error) || matches!(&error, sqlx::Error::Database(d) if d.code().as_deref() == Some("23503") || d.code().as_deref() == Some("23505")),
+                is_policy_violation(&error)
+                    || matches!(&error, sqlx::Error::Database(d) if d.code().as_deref() == Some("23503") || d.code().as_deref() == Some("23505")),
                 "{table}: unexpected error {error}"
             ),
-            Ok(result) => assert_eq!(result.rows_affected(), 0, "{table}: tenant-b moved a row to tenant-a"),
+            Ok(result) => assert_eq!(
+                result.rows_affected(),
+                0,
+                "{table}: tenant-b moved a row to tenant-a"
+            ),
         }
         drop(tx);
 
         // With no tenant set, nothing is visible.
-        let mut tx = SystemTx::begin(&db.runtime, SystemRole::Anonymous).await.unwrap();
-        let unscoped: i64 = sqlx::query_scalar(AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
-            .fetch_one(tx.conn())
+        let mut tx = SystemTx::begin(&db.runtime, SystemRole::Anonymous)
             .await
             .unwrap();
+        let unscoped: i64 =
+            sqlx::query_scalar(AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+                .fetch_one(tx.conn())
+                .await
+                .unwrap();
         assert_eq!(unscoped, 0, "{table}: rows visible with no tenant set");
         drop(tx);
 
@@ -180,7 +247,9 @@ async fn every_tenant_table_is_isolated() {
 
 #[tokio::test]
 async fn login_role_without_set_role_reads_nothing() {
-    let Some(db) = TestDatabase::create().await else { return };
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
     seed_tenant(&db.runtime, &tenant("tenant-a")).await;
     // bridge_service is NOINHERIT: outside a tenant or system transaction it has no privileges.
     let error = sqlx::query("SELECT count(*) FROM users")
@@ -192,7 +261,9 @@ async fn login_role_without_set_role_reads_nothing() {
 
 #[tokio::test]
 async fn interleaved_transactions_on_one_connection() {
-    let Some(db) = TestDatabase::create_with_pool_size(1).await else { return };
+    let Some(db) = TestDatabase::create_with_pool_size(1).await else {
+        return;
+    };
     let (a, b) = (tenant("tenant-a"), tenant("tenant-b"));
     seed_tenant(&db.runtime, &a).await;
     seed_tenant(&db.runtime, &b).await;
@@ -206,7 +277,11 @@ async fn interleaved_transactions_on_one_connection() {
                     .fetch_all(tx.conn())
                     .await
                     .unwrap();
-                assert_eq!(rows.len(), 1, "round {round}: expected the tenant's one user");
+                assert_eq!(
+                    rows.len(),
+                    1,
+                    "round {round}: expected the tenant's one user"
+                );
                 for row in rows {
                     let owner: String = row.get("tenant_id");
                     assert_eq!(owner, id.as_str(), "round {round}: row of another tenant");
@@ -219,7 +294,9 @@ async fn interleaved_transactions_on_one_connection() {
                 }
             }
             _ => {
-                let mut tx = SystemTx::begin(&db.runtime, SystemRole::Anonymous).await.unwrap();
+                let mut tx = SystemTx::begin(&db.runtime, SystemRole::Anonymous)
+                    .await
+                    .unwrap();
                 let count: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
                     .fetch_one(tx.conn())
                     .await
@@ -230,7 +307,10 @@ async fn interleaved_transactions_on_one_connection() {
                         .fetch_one(tx.conn())
                         .await
                         .unwrap();
-                assert_eq!(setting, None, "round {round}: a previous tenant leaked into the connection");
+                assert_eq!(
+                    setting, None,
+                    "round {round}: a previous tenant leaked into the connection"
+                );
                 tx.commit().await.unwrap();
             }
         }
@@ -239,7 +319,9 @@ async fn interleaved_transactions_on_one_connection() {
 
 #[tokio::test]
 async fn self_check_passes_on_fresh_database() {
-    let Some(db) = TestDatabase::create().await else { return };
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
     isolation_self_check(&db.runtime, TENANT_ROLE, true)
         .await
         .expect("fresh database passes");
@@ -247,12 +329,16 @@ async fn self_check_passes_on_fresh_database() {
 
 #[tokio::test]
 async fn self_check_refuses_superuser_runtime_role() {
-    let Some(db) = TestDatabase::create().await else { return };
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
     let role = format!("bridge_test_super_{}", Uuid::new_v4().simple());
-    sqlx::raw_sql(AssertSqlSafe(format!("CREATE ROLE {role} SUPERUSER NOLOGIN")))
-        .execute(&db.owner)
-        .await
-        .unwrap();
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "CREATE ROLE {role} SUPERUSER NOLOGIN"
+    )))
+    .execute(&db.owner)
+    .await
+    .unwrap();
     let error = isolation_self_check(&db.runtime, &role, true)
         .await
         .expect_err("a superuser runtime role must be refused");
@@ -267,7 +353,9 @@ async fn self_check_refuses_superuser_runtime_role() {
 
 #[tokio::test]
 async fn self_check_refuses_superuser_login() {
-    let Some(db) = TestDatabase::create().await else { return };
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
     // The owner pool logs in as a superuser, which a server deployment must not do.
     let error = isolation_self_check(&db.owner, TENANT_ROLE, true)
         .await
@@ -277,7 +365,9 @@ async fn self_check_refuses_superuser_login() {
 
 #[tokio::test]
 async fn self_check_refuses_unforced_rls() {
-    let Some(db) = TestDatabase::create().await else { return };
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
     sqlx::raw_sql("ALTER TABLE quiz_results NO FORCE ROW LEVEL SECURITY")
         .execute(&db.owner)
         .await
@@ -292,7 +382,9 @@ async fn self_check_refuses_unforced_rls() {
 
 #[tokio::test]
 async fn self_check_refuses_table_without_rls() {
-    let Some(db) = TestDatabase::create().await else { return };
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
     sqlx::raw_sql("CREATE TABLE notes (tenant_id text NOT NULL, body text)")
         .execute(&db.owner)
         .await
@@ -301,17 +393,28 @@ async fn self_check_refuses_table_without_rls() {
         .await
         .expect_err("a tenant table without RLS must be refused");
     let message = error.to_string();
-    assert!(message.contains("table notes has row-level security disabled"), "{message}");
-    assert!(message.contains("table notes has no row-level security policy"), "{message}");
+    assert!(
+        message.contains("table notes has row-level security disabled"),
+        "{message}"
+    );
+    assert!(
+        message.contains("table notes has no row-level security policy"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
 async fn tenant_delete_removes_every_row() {
-    let Some(db) = TestDatabase::create().await else { return };
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
     let (a, b) = (tenant("tenant-a"), tenant("tenant-b"));
     seed_tenant(&db.runtime, &a).await;
     seed_tenant(&db.runtime, &b).await;
-    TenantRegistry::new(db.runtime.clone()).delete(&a).await.unwrap();
+    TenantRegistry::new(db.runtime.clone())
+        .delete(&a)
+        .await
+        .unwrap();
     for table in tenant_tables(&db.owner).await {
         let remaining: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
             "SELECT count(*) FROM {table} WHERE tenant_id = 'tenant-a'"
@@ -332,13 +435,19 @@ async fn tenant_delete_removes_every_row() {
 
 #[tokio::test]
 async fn pooled_connection_does_not_keep_tenant() {
-    let Some(db) = TestDatabase::create_with_pool_size(1).await else { return };
+    let Some(db) = TestDatabase::create_with_pool_size(1).await else {
+        return;
+    };
     let a = tenant("tenant-a");
     seed_tenant(&db.runtime, &a).await;
     let tx = TenantTx::begin(&db.runtime, &a).await.unwrap();
     tx.commit().await.unwrap();
     // The same (only) connection, outside any transaction: no role, no tenant.
-    let pool = PgPoolOptions::new().max_connections(1).connect(&db.runtime_url).await.unwrap();
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&db.runtime_url)
+        .await
+        .unwrap();
     let mut tx = SystemTx::begin(&pool, SystemRole::Anonymous).await.unwrap();
     let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
         .fetch_one(tx.conn())
@@ -350,5 +459,8 @@ async fn pooled_connection_does_not_keep_tenant() {
         .fetch_one(&db.runtime)
         .await
         .unwrap();
-    assert_eq!(role, "bridge_service", "SET LOCAL ROLE outlived its transaction");
+    assert_eq!(
+        role, "bridge_service",
+        "SET LOCAL ROLE outlived its transaction"
+    );
 }

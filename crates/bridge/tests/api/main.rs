@@ -2,6 +2,9 @@
 //! skip with a one-line notice when PostgreSQL is unreachable, unless
 //! ENABLEMENT_BRIDGE_REQUIRE_SERVICES=1 (set by CI) turns the skip into a failure.
 
+// Helpers outside `#[test]` functions panic on purpose: a panic is how a test reports failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod api_auth;
 mod demo;
 mod flow;

@@ -56,9 +56,13 @@ impl TestDatabase {
             Ok(pool) => pool,
             Err(error) => {
                 if services_required() {
-                    panic!("PostgreSQL is required (ENABLEMENT_BRIDGE_REQUIRE_SERVICES=1) but unreachable at {admin_url}: {error}");
+                    panic!(
+                        "PostgreSQL is required (ENABLEMENT_BRIDGE_REQUIRE_SERVICES=1) but unreachable at {admin_url}: {error}"
+                    );
                 }
-                eprintln!("skipped: PostgreSQL unreachable at {admin_url} ({error}); set ENABLEMENT_BRIDGE_TEST_DATABASE_URL");
+                eprintln!(
+                    "skipped: PostgreSQL unreachable at {admin_url} ({error}); set ENABLEMENT_BRIDGE_TEST_DATABASE_URL"
+                );
                 return None;
             }
         };
@@ -121,7 +125,8 @@ pub async fn spawn_app() -> Option<TestApp> {
         .await
         .expect("self-check passes on a fresh database");
     let config = test_config();
-    let keys = JwtKeys::new(&SecretString::from(JWT_SECRET), &config.auth.jwt_issuer, 0).expect("keys");
+    let keys =
+        JwtKeys::new(&SecretString::from(JWT_SECRET), &config.auth.jwt_issuer, 0).expect("keys");
     let state = AppState::new(
         db.runtime.clone(),
         config,
@@ -129,7 +134,9 @@ pub async fn spawn_app() -> Option<TestApp> {
         bridge::server::in_process_bus(),
     )
     .expect("state");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let address = format!("http://{}", listener.local_addr().expect("address"));
     let app = router(state.clone());
     tokio::spawn(async move {
@@ -139,6 +146,8 @@ pub async fn spawn_app() -> Option<TestApp> {
         mindtickle_emulator::demo_fixtures(),
         mindtickle_emulator::Options {
             process_delay: Duration::from_millis(0),
+            // The client does not pace its requests yet; see the demo.
+            rate_limit: mindtickle_emulator::RateLimitProfile::Off,
             ..Default::default()
         },
     )
@@ -236,7 +245,12 @@ impl TestApp {
     }
 
     /// Creates a user over SCIM and returns its id.
-    pub async fn scim_create(&self, tenant: &TenantId, token: &str, body: serde_json::Value) -> String {
+    pub async fn scim_create(
+        &self,
+        tenant: &TenantId,
+        token: &str,
+        body: serde_json::Value,
+    ) -> String {
         let response = self
             .http
             .post(self.url(&format!("/scim/v2/{tenant}/Users")))

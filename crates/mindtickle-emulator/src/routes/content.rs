@@ -12,9 +12,7 @@ use serde_json::{Value, json};
 use crate::{
     error::ApiError,
     fixtures::{ActivityFixture, ActivityState, UserState},
-    routes::{
-        auth::authenticate, decode_cursor, encode_cursor, parse_limit, query_param,
-    },
+    routes::{auth::authenticate, decode_cursor, encode_cursor, parse_limit, query_param},
     state::AppState,
 };
 
@@ -49,10 +47,14 @@ pub(crate) async fn list_modules(
     let mut state = app.shared.lock();
     let company_id = authenticate(&app, &mut state, &headers, false)?;
     let Some(company) = state.companies.get(&company_id) else {
-        return Err(ApiError::not_found(format!("Series not found: {series_id}")));
+        return Err(ApiError::not_found(format!(
+            "Series not found: {series_id}"
+        )));
     };
     if !company.fixture.series.iter().any(|s| s.id == series_id) {
-        return Err(ApiError::not_found(format!("Series not found: {series_id}")));
+        return Err(ApiError::not_found(format!(
+            "Series not found: {series_id}"
+        )));
     }
     let hits: Vec<Value> = company
         .fixture
@@ -137,7 +139,14 @@ pub(crate) async fn statements(
         .get(cursor.offset..end)
         .unwrap_or_default()
         .iter()
-        .map(|row| statement(&company.fixture.company_id, row, served_at, app.shared.options.stored_quirk))
+        .map(|row| {
+            statement(
+                &company.fixture.company_id,
+                row,
+                served_at,
+                app.shared.options.stored_quirk,
+            )
+        })
         .collect();
 
     if end >= rows.len() {
@@ -173,7 +182,12 @@ fn agent_email(query: &[(String, String)]) -> Result<String, ApiError> {
 
 /// Builds one statement. `timestamp` is the time the request was served and `stored` the time
 /// of the event, as MindTickle reports them.
-fn statement(company_id: &str, row: &ActivityFixture, served_at: DateTime<Utc>, stored_quirk: bool) -> Value {
+fn statement(
+    company_id: &str,
+    row: &ActivityFixture,
+    served_at: DateTime<Utc>,
+    stored_quirk: bool,
+) -> Value {
     let event_at = match row.state {
         ActivityState::Completed => row.completed_at,
         ActivityState::InProgress => row.started_at,
@@ -181,9 +195,7 @@ fn statement(company_id: &str, row: &ActivityFixture, served_at: DateTime<Utc>, 
     };
     let stored = match event_at {
         // The live quirk: the event's epoch seconds read back as epoch milliseconds.
-        Some(at) if stored_quirk => {
-            DateTime::from_timestamp_millis(at.timestamp()).unwrap_or(at)
-        }
+        Some(at) if stored_quirk => DateTime::from_timestamp_millis(at.timestamp()).unwrap_or(at),
         Some(at) => at,
         // A statement with no event repeats the serving time.
         None => served_at,

@@ -43,7 +43,10 @@ pub(crate) fn router(state: AppState) -> Router {
                 post(users::search).get(users::search_continuation),
             )
             .route("/api/v2/series/list", get(content::list_series))
-            .route("/api/v2/series/{series_id}/list", get(content::list_modules))
+            .route(
+                "/api/v2/series/{series_id}/list",
+                get(content::list_modules),
+            )
             .route(
                 "/services/data/v4.0/xapi/statements",
                 get(content::statements),
@@ -81,11 +84,7 @@ fn query_param<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str>
         .map(|(_, value)| value.as_str())
 }
 
-fn parse_limit(
-    query: &[(String, String)],
-    default: usize,
-    max: usize,
-) -> Result<usize, ApiError> {
+fn parse_limit(query: &[(String, String)], default: usize, max: usize) -> Result<usize, ApiError> {
     let Some(raw) = query_param(query, "limit") else {
         return Ok(default);
     };

@@ -86,7 +86,11 @@ pub(crate) async fn learner_module_performances(
     };
     let rows: Vec<Value> = performance_rows(company)
         .into_iter()
-        .filter(|row| filters.iter().all(|(column, value)| matches(row, column, value)))
+        .filter(|row| {
+            filters
+                .iter()
+                .all(|(column, value)| matches(row, column, value))
+        })
         .collect();
     let end = top.map_or(rows.len(), |top| (skip + top).min(rows.len()));
     let page = rows.get(skip.min(end)..end).unwrap_or_default();
@@ -216,7 +220,7 @@ fn matches(row: &Value, column: &str, expected: &str) -> bool {
     }
 }
 
-/// One row per activity entry of a learner who exists in the company, in any state.
+/// Builds one row per activity entry of a learner who exists in the company, in any state.
 fn performance_rows(company: &Company) -> Vec<Value> {
     let fixture = &company.fixture;
     let time = |at: Option<DateTime<Utc>>| at.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true));
@@ -309,6 +313,7 @@ fn csv_cell(value: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -319,7 +324,10 @@ mod tests {
         assert_eq!(
             clauses,
             [
-                ("LearnerEmailId".to_owned(), "o'neil@acme.example".to_owned()),
+                (
+                    "LearnerEmailId".to_owned(),
+                    "o'neil@acme.example".to_owned()
+                ),
                 ("SeriesId".to_owned(), "42".to_owned()),
             ]
         );

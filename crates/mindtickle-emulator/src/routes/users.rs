@@ -223,9 +223,15 @@ fn search_page(app: &AppState, state: &crate::state::State, cursor: UserCursor) 
         .users
         .iter()
         .filter(|u| {
-            search.emails.is_empty() || search.emails.iter().any(|e| e.eq_ignore_ascii_case(&u.email))
+            search.emails.is_empty()
+                || search
+                    .emails
+                    .iter()
+                    .any(|e| e.eq_ignore_ascii_case(&u.email))
         })
-        .filter(|u| search.group_ids.is_empty() || u.group_ids.iter().any(|g| search.group_ids.contains(g)))
+        .filter(|u| {
+            search.group_ids.is_empty() || u.group_ids.iter().any(|g| search.group_ids.contains(g))
+        })
         .filter(|u| search.user_states.is_empty() || search.user_states.contains(&u.user_state))
         .collect();
 

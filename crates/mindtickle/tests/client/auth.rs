@@ -3,7 +3,9 @@ use std::time::Duration;
 use futures::future::join_all;
 use mindtickle::Error;
 
-use crate::harness::{ACME, GLOBEX, ManualClock, client, client_with_clock, options, spawn, tenant};
+use crate::harness::{
+    ACME, GLOBEX, ManualClock, client, client_with_clock, options, spawn, tenant,
+};
 
 #[tokio::test]
 async fn token_is_exchanged_once_and_reused() {
@@ -95,7 +97,7 @@ async fn wrong_secret_is_unauthorized() {
     let emulator = spawn(options()).await;
     let mut config = tenant(&emulator, ACME);
     config.secret_key = "not-the-secret".to_owned().into();
-    let client = mindtickle::Client::new(reqwest::Client::new(), config);
+    let client = mindtickle::Client::new(crate::harness::http(), config);
 
     let error = client.list_series().await.unwrap_err();
 
@@ -111,11 +113,14 @@ async fn us_tenant_on_global_host_is_not_found() {
     let emulator = spawn(options()).await;
     let mut config = tenant(&emulator, GLOBEX);
     config.api_base = emulator.api_url(mindtickle_emulator::Region::Global);
-    let client = mindtickle::Client::new(reqwest::Client::new(), config);
+    let client = mindtickle::Client::new(crate::harness::http(), config);
 
     let error = client.list_series().await.unwrap_err();
 
-    let Error::Api { status, message, .. } = &error else {
+    let Error::Api {
+        status, message, ..
+    } = &error
+    else {
         panic!("expected an API error, got {error:?}");
     };
     assert_eq!(*status, 404);

@@ -41,8 +41,15 @@ pub fn tenant(emulator: &Emulator, company_id: &str) -> TenantConfig {
     }
 }
 
+/// An HTTP client. reqwest built with `rustls-no-provider` panics on construction unless a
+/// process-wide crypto provider is installed, even for plain-HTTP use.
+pub fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
 pub fn client(emulator: &Emulator, company_id: &str) -> Client {
-    Client::new(reqwest::Client::new(), tenant(emulator, company_id))
+    Client::new(http(), tenant(emulator, company_id))
 }
 
 /// A clock that moves only when a test advances it.
@@ -70,7 +77,7 @@ impl Clock for ManualClock {
 }
 
 pub fn client_with_clock(emulator: &Emulator, company_id: &str, clock: Arc<ManualClock>) -> Client {
-    Client::with_clock(reqwest::Client::new(), tenant(emulator, company_id), clock)
+    Client::with_clock(http(), tenant(emulator, company_id), clock)
 }
 
 pub fn upsert(email: &str, name: &str) -> UserUpsert {
@@ -90,7 +97,10 @@ pub async fn wait_for(client: &Client, ids: &[ProcessId]) -> ProcessStatusReport
         if report.all_finished() {
             return report;
         }
-        assert!(Instant::now() < deadline, "processes still running: {report:?}");
+        assert!(
+            Instant::now() < deadline,
+            "processes still running: {report:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

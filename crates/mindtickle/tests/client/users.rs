@@ -17,7 +17,10 @@ async fn upsert_applies_and_user_is_found_once() {
 
     assert_eq!(report.state(&ids[0]), Some(ProcessState::Success));
     assert!(report.errors.is_empty(), "{report:?}");
-    let users = client.find_users_by_email(&[email.clone()]).await.unwrap();
+    let users = client
+        .find_users_by_email(std::slice::from_ref(&email))
+        .await
+        .unwrap();
     assert_eq!(users.len(), 1);
     assert_eq!(users[0].name, "New Hire");
     assert_eq!(users[0].user_state, UserState::Active);
@@ -63,11 +66,17 @@ async fn deactivate_sets_deactivated_state() {
     let email = "leaver@acme.example".to_owned();
     provision(&client, &[upsert(&email, "Leaver")]).await;
 
-    let ids = client.deactivate_users(&[email.clone()]).await.unwrap();
+    let ids = client
+        .deactivate_users(std::slice::from_ref(&email))
+        .await
+        .unwrap();
     let report = wait_for(&client, &ids).await;
 
     assert_eq!(report.state(&ids[0]), Some(ProcessState::Success));
-    let users = client.find_users_by_email(&[email.clone()]).await.unwrap();
+    let users = client
+        .find_users_by_email(std::slice::from_ref(&email))
+        .await
+        .unwrap();
     assert_eq!(users[0].user_state, UserState::Deactivated);
     let stored = emulator.user(ACME, &email).unwrap();
     assert_eq!(stored.user_state, EmulatedState::Deactivated);
@@ -100,7 +109,7 @@ async fn us_tenant_search_follows_repointed_links() {
 
     // The link points at the global host, which fails it for a US tenant.
     let token = raw_token(&emulator).await;
-    let first: serde_json::Value = reqwest::Client::new()
+    let first: serde_json::Value = crate::harness::http()
         .post(format!(
             "{}/services/data/v4.0/mtobjects/Users?limit=60",
             emulator.api_url(mindtickle_emulator::Region::Us)
@@ -118,7 +127,7 @@ async fn us_tenant_search_follows_repointed_links() {
         next.starts_with(&emulator.api_url(mindtickle_emulator::Region::Global)),
         "{next}"
     );
-    let global = reqwest::Client::new()
+    let global = crate::harness::http()
         .get(next)
         .bearer_auth(&token)
         .send()
@@ -134,7 +143,7 @@ async fn us_tenant_search_follows_repointed_links() {
 
 async fn raw_token(emulator: &mindtickle_emulator::Emulator) -> String {
     let config = crate::harness::tenant(emulator, GLOBEX);
-    let response: serde_json::Value = reqwest::Client::new()
+    let response: serde_json::Value = crate::harness::http()
         .post(format!("{}/services/data/auth_token", config.api_base))
         .json(&serde_json::json!({
             "api_key": config.api_key,
