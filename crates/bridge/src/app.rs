@@ -176,7 +176,7 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Checks every backend the service needs and answers 503 when one is down.
+/// Checks every backend the service needs and responds 503 when one is down.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let database = sqlx::query_scalar::<_, i32>("SELECT 1")
         .fetch_one(state.pool())

@@ -135,7 +135,7 @@ pub struct JobsConfig {
     pub max_attempts: i32,
     /// First retry delay in milliseconds; it doubles per attempt, with full jitter.
     pub base_backoff_ms: u64,
-    /// Longest retry delay, in seconds.
+    /// Maximum retry delay, in seconds.
     pub max_backoff_secs: u64,
 }
 

@@ -30,7 +30,7 @@ const FIXTURES: [&str; 2] = [
     include_str!("../fixtures/demo/globex-entra.json"),
 ];
 
-/// Longest the demo waits for MindTickle's bulk processes to finish.
+/// Maximum time the demo waits for MindTickle's bulk processes to finish.
 const JOB_DEADLINE: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Deserialize)]

@@ -10,7 +10,7 @@ use crate::tenancy::TenantId;
 
 pub use in_process::InProcessCache;
 
-/// What may be cached. Quiz results are deliberately absent: they are never cached.
+/// Resources that may be cached. Quiz results are deliberately absent, because they are never cached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CacheResource {
     Roster,
@@ -78,7 +78,7 @@ impl TenantCache {
         }
     }
 
-    /// Returns true when the backend answers.
+    /// Returns true when the backend responds.
     pub async fn ping(&self) -> bool {
         match self {
             TenantCache::InProcess(_) => true,

@@ -22,7 +22,7 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     Conflict(String),
-    /// MindTickle failed or answered something unusable.
+    /// MindTickle failed or returned an unusable response.
     #[error("{0}")]
     BadGateway(String),
     #[error("{detail}")]

@@ -24,7 +24,7 @@ pub struct ClaimedJob {
     pub max_attempts: i32,
 }
 
-/// What a handler reports for a job that did not fail.
+/// The result of a job that did not fail.
 #[derive(Debug)]
 pub enum JobOutcome {
     Done,
@@ -33,7 +33,7 @@ pub enum JobOutcome {
     RunAgainAt(DateTime<Utc>),
 }
 
-/// Why a job failed.
+/// The reason a job failed.
 #[derive(Debug, thiserror::Error)]
 pub enum JobFailure {
     /// Worth retrying, after the backoff or at the time the remote side asked for.

@@ -10,7 +10,7 @@ use crate::events::{self, EventType};
 use crate::gateway::ApiError;
 use crate::tenancy::{TenantId, TenantTx};
 
-/// Most answers one submission may carry.
+/// Maximum number of answers in one submission.
 pub const MAX_ANSWERS: usize = 500;
 /// How far in the future `submitted_at` may be, to allow for clock skew.
 const MAX_CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(5);
