@@ -6,8 +6,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod api_auth;
+mod cli;
 mod demo;
 mod flow;
 mod isolation;
+mod jobs;
 mod scim;
 mod support;
