@@ -177,7 +177,11 @@ pub async fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    crate::telemetry::init_logging(&config.log);
+    let default_level = match cli.command {
+        Command::Serve => "info",
+        _ => "warn",
+    };
+    crate::telemetry::init_logging(&config.log, default_level);
     match execute(cli.command, config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage(message)) => {

@@ -178,15 +178,16 @@ pub enum LogFormat {
 pub struct LogConfig {
     /// `json` (one object a line) or `pretty`.
     pub format: LogFormat,
-    /// A `tracing` filter such as `info` or `info,enablement_bridge=debug`.
-    pub level: String,
+    /// A `tracing` filter such as `info` or `info,bridge=debug`. Unset: `info` for `serve`,
+    /// `warn` for the other commands, whose output is for a person at a terminal.
+    pub level: Option<String>,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
             format: LogFormat::Json,
-            level: "info".to_owned(),
+            level: None,
         }
     }
 }
@@ -282,6 +283,15 @@ impl Config {
                 "jobs.max_attempts",
                 self.jobs.max_attempts.to_string(),
                 "at least 1",
+            );
+        }
+        if let Some(level) = &self.log.level
+            && let Err(error) = tracing_subscriber::EnvFilter::try_new(level)
+        {
+            return invalid(
+                "log.level",
+                format!("{level:?}"),
+                &format!("a tracing filter such as info or info,bridge=debug ({error})"),
             );
         }
         if self.jobs.poll_interval_ms == 0 {

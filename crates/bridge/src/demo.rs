@@ -502,6 +502,24 @@ async fn print_report(
 ) -> anyhow::Result<()> {
     let mut tx = TenantTx::begin(state.pool(), &demo.tenant).await?;
     let (users, _) = crate::directory::list_users(&mut tx, 0, 1000).await?;
+    // The same rule as the report: the latest score per quiz, from MindTickle or submitted here.
+    let averages: BTreeMap<uuid::Uuid, f64> = sqlx::query_as::<_, (uuid::Uuid, f64)>(
+        "SELECT user_id, avg(percent) FROM (
+             SELECT DISTINCT ON (user_id, quiz_id) user_id, score / max_score * 100 AS percent
+             FROM (SELECT user_id, quiz_id, score, max_score, submitted_at AS at
+                   FROM quiz_results WHERE tenant_id = $1
+                   UNION ALL
+                   SELECT user_id, course_id, score, max_score, coalesce(completed_at, synced_at)
+                   FROM course_progress
+                   WHERE tenant_id = $1 AND score IS NOT NULL AND max_score > 0) attempts
+             ORDER BY user_id, quiz_id, at DESC) latest
+         GROUP BY user_id",
+    )
+    .bind(demo.tenant.as_str())
+    .fetch_all(tx.conn())
+    .await?
+    .into_iter()
+    .collect();
     tx.commit().await?;
 
     writeln!(
@@ -549,15 +567,7 @@ async fn print_report(
             .iter()
             .filter(|course| course.status == "completed")
             .count();
-        let scores: Vec<f64> = courses
-            .iter()
-            .filter_map(|course| match (course.score, course.max_score) {
-                (Some(score), Some(max)) if max > 0.0 => Some(score / max * 100.0),
-                _ => None,
-            })
-            .collect();
-        let average =
-            (!scores.is_empty()).then(|| scores.iter().sum::<f64>() / scores.len() as f64);
+        let average = averages.get(&user.user_id).copied();
         writeln!(
             out,
             "  {:<30} {:<8} {:<8} {:<11} {:>8} {:>10}",

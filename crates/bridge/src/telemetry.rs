@@ -9,8 +9,10 @@ use crate::config::{LogConfig, LogFormat};
 
 /// Installs the global `tracing` subscriber. A second call does nothing, which keeps tests that
 /// build several apps in one process working.
-pub fn init_logging(config: &LogConfig) {
-    let filter = EnvFilter::try_new(&config.level).unwrap_or_else(|_| EnvFilter::new("info"));
+pub fn init_logging(config: &LogConfig, default_level: &str) {
+    let level = config.level.as_deref().unwrap_or(default_level);
+    // `Config::validate` already rejected an invalid filter.
+    let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
