@@ -4,6 +4,7 @@
 mod auth;
 mod dead_letters;
 mod error;
+pub mod service;
 mod users;
 
 use utoipa_axum::router::OpenApiRouter;

@@ -3,14 +3,15 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use scim::{
-    CompValue, CompareOp, Filter, ListQuery, Meta, PatchRequest, ScimError, ScimType, UserResource,
-    apply_patch, list_response, parse_filter,
+    CompValue, CompareOp, Filter, ListQuery, Meta, ScimError, ScimType, UserResource,
+    list_response, parse_filter,
 };
 use serde::Deserialize;
 use serde_json::Value;
 use uuid::Uuid;
 
 use super::dead_letters::{NewDeadLetter, store_dead_letter};
+use super::service;
 use super::{SCIM_CONTENT_TYPE, ScimApiError, ScimCaller};
 use crate::app::AppState;
 use crate::directory::{self, User};
@@ -63,14 +64,10 @@ pub async fn create_user(
         headers: &headers,
     };
     let json = parse_json_body(&state, &caller, &request, &body).await?;
-    let resource = match UserResource::from_json(&json) {
-        Ok(resource) => resource,
-        Err(error) => return Err(dead_letter(&state, &caller, &request, &body, error).await),
-    };
-    let mut tx = TenantTx::begin(state.pool(), &caller.tenant).await?;
-    let user = directory::create_user(&mut tx, &resource, state.config().jobs.max_attempts).await?;
-    tx.commit().await?;
-    tracing::info!(tenant_id = %caller.tenant, user_id = %user.user_id, "SCIM user created");
+    let user = service::create_user(&state, &caller.tenant, &json)
+        .await
+        .or_dead_letter(&state, &caller, &request, &body)
+        .await?;
     Ok(user_response(
         StatusCode::CREATED,
         &user,
@@ -186,21 +183,10 @@ pub async fn replace_user(
     let user_id = parse_user_id(&path.id)?;
     let expected_version = if_match_version(&headers)?;
     let json = parse_json_body(&state, &caller, &request, &body).await?;
-    let resource = match UserResource::from_json(&json) {
-        Ok(resource) => resource,
-        Err(error) => return Err(dead_letter(&state, &caller, &request, &body, error).await),
-    };
-    let mut tx = TenantTx::begin(state.pool(), &caller.tenant).await?;
-    let user = directory::replace_user(
-        &mut tx,
-        user_id,
-        &resource,
-        expected_version,
-        state.config().jobs.max_attempts,
-    )
-    .await?;
-    tx.commit().await?;
-    tracing::info!(tenant_id = %caller.tenant, user_id = %user.user_id, "SCIM user replaced");
+    let user = service::replace_user(&state, &caller.tenant, user_id, &json, expected_version)
+        .await
+        .or_dead_letter(&state, &caller, &request, &body)
+        .await?;
     Ok(user_response(
         StatusCode::OK,
         &user,
@@ -233,38 +219,10 @@ pub async fn patch_user(
     let user_id = parse_user_id(&path.id)?;
     let expected_version = if_match_version(&headers)?;
     let json = parse_json_body(&state, &caller, &request, &body).await?;
-    let patch = match PatchRequest::from_json(&json) {
-        Ok(patch) => patch,
-        Err(error) => return Err(dead_letter(&state, &caller, &request, &body, error).await),
-    };
-
-    let mut tx = TenantTx::begin(state.pool(), &caller.tenant).await?;
-    let current = directory::get_user(&mut tx, user_id)
-        .await?
-        .ok_or_else(|| not_found(&path.id))?;
-    // The operations apply to the stored representation; the result is validated again as a
-    // whole resource, so a PATCH can never store what a POST would reject.
-    let patched =
-        apply_patch(&current.resource, &patch).and_then(|value| UserResource::from_json(&value));
-    let resource = match patched {
-        Ok(resource) => resource,
-        Err(error) => {
-            drop(tx);
-            return Err(dead_letter(&state, &caller, &request, &body, error).await);
-        }
-    };
-    // Without If-Match, the version read above guards against a concurrent writer between the
-    // read and the update: the loser gets 412 instead of silently overwriting.
-    let user = directory::replace_user(
-        &mut tx,
-        user_id,
-        &resource,
-        Some(expected_version.unwrap_or(current.version)),
-        state.config().jobs.max_attempts,
-    )
-    .await?;
-    tx.commit().await?;
-    tracing::info!(tenant_id = %caller.tenant, user_id = %user.user_id, active = user.active, "SCIM user patched");
+    let user = service::patch_user(&state, &caller.tenant, user_id, &json, expected_version)
+        .await
+        .or_dead_letter(&state, &caller, &request, &body)
+        .await?;
     Ok(user_response(
         StatusCode::OK,
         &user,
@@ -287,16 +245,7 @@ pub async fn delete_user(
 ) -> Result<Response, ScimApiError> {
     let user_id = parse_user_id(&path.id)?;
     let expected_version = if_match_version(&headers)?;
-    let mut tx = TenantTx::begin(state.pool(), &caller.tenant).await?;
-    directory::delete_user(
-        &mut tx,
-        user_id,
-        expected_version,
-        state.config().jobs.max_attempts,
-    )
-    .await?;
-    tx.commit().await?;
-    tracing::info!(tenant_id = %caller.tenant, %user_id, "SCIM user deleted");
+    service::delete_user(&state, &caller.tenant, user_id, expected_version).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -397,6 +346,34 @@ async fn parse_json_body(
                 format!("the request body is not valid JSON: {error}"),
             );
             Err(dead_letter(state, caller, request, body, error).await)
+        }
+    }
+}
+
+/// Stores payload errors of a write as dead letters before returning them.
+trait OrDeadLetter<T> {
+    async fn or_dead_letter(
+        self,
+        state: &AppState,
+        caller: &ScimCaller,
+        request: &RequestInfo<'_>,
+        body: &Bytes,
+    ) -> Result<T, ScimApiError>;
+}
+
+impl<T> OrDeadLetter<T> for Result<T, ScimApiError> {
+    async fn or_dead_letter(
+        self,
+        state: &AppState,
+        caller: &ScimCaller,
+        request: &RequestInfo<'_>,
+        body: &Bytes,
+    ) -> Result<T, ScimApiError> {
+        match self {
+            Err(ScimApiError::Scim(error)) if error.status == 400 => {
+                Err(dead_letter(state, caller, request, body, error).await)
+            }
+            other => other,
         }
     }
 }
