@@ -167,3 +167,50 @@ pub async fn create_scim_token(pool: &PgPool, tenant: &TenantId) -> anyhow::Resu
     tx.commit().await?;
     Ok(SecretString::from(format!("{token_id}.{secret}")))
 }
+
+/// A SCIM token's metadata; the secret is never stored or shown again.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct ScimTokenInfo {
+    pub token_id: Uuid,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Lists the tenant's SCIM tokens, newest first. A tenant may hold several at once, so a token
+/// can be rotated without downtime.
+pub async fn list_scim_tokens(
+    pool: &PgPool,
+    tenant: &TenantId,
+) -> Result<Vec<ScimTokenInfo>, sqlx::Error> {
+    let mut tx = TenantTx::begin(pool, tenant).await?;
+    let tokens = sqlx::query_as::<_, ScimTokenInfo>(
+        "SELECT token_id, created_at, revoked_at FROM scim_tokens
+         WHERE tenant_id = $1 ORDER BY created_at DESC, token_id",
+    )
+    .bind(tenant.as_str())
+    .fetch_all(tx.conn())
+    .await?;
+    tx.commit().await?;
+    Ok(tokens)
+}
+
+/// Revokes one of the tenant's SCIM tokens. Returns false when the tenant has no such token.
+/// Servers that verified the token keep accepting it for at most `VERIFIED_TTL` (60 s).
+pub async fn revoke_scim_token(
+    pool: &PgPool,
+    tenant: &TenantId,
+    token_id: Uuid,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = TenantTx::begin(pool, tenant).await?;
+    let revoked = sqlx::query(
+        "UPDATE scim_tokens SET revoked_at = coalesce(revoked_at, now())
+         WHERE tenant_id = $1 AND token_id = $2",
+    )
+    .bind(tenant.as_str())
+    .bind(token_id)
+    .execute(tx.conn())
+    .await?
+    .rows_affected();
+    tx.commit().await?;
+    Ok(revoked == 1)
+}

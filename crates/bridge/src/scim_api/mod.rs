@@ -12,7 +12,10 @@ use utoipa_axum::routes;
 
 use crate::app::AppState;
 
-pub use auth::{ScimCaller, ScimTokenCache, create_scim_token};
+pub use auth::{
+    ScimCaller, ScimTokenCache, ScimTokenInfo, create_scim_token, list_scim_tokens,
+    revoke_scim_token,
+};
 pub use dead_letters::{DeadLetter, list_dead_letters};
 pub use error::ScimApiError;
 
