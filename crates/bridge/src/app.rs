@@ -44,13 +44,26 @@ struct Inner {
     bus: Bus,
     mindtickle: MindTickleAccounts,
     scim_tokens: ScimTokenCache,
+    scim_limiter: ScimRateLimiter,
     metrics: PrometheusHandle,
 }
+
+/// Per-tenant limiter of inbound SCIM requests (GCRA, from the `governor` crate).
+pub type ScimRateLimiter = Arc<governor::DefaultKeyedRateLimiter<crate::tenancy::TenantId>>;
 
 impl AppState {
     pub fn new(pool: PgPool, config: Config, jwt: JwtKeys, bus: Bus) -> anyhow::Result<AppState> {
         let mindtickle =
             MindTickleAccounts::new(Duration::from_secs(config.mindtickle.request_timeout_secs))?;
+        let quota = governor::Quota::per_second(
+            std::num::NonZeroU32::new(config.scim.requests_per_second)
+                .ok_or_else(|| anyhow::anyhow!("scim.requests_per_second must be at least 1"))?,
+        )
+        .allow_burst(
+            std::num::NonZeroU32::new(config.scim.burst)
+                .ok_or_else(|| anyhow::anyhow!("scim.burst must be at least 1"))?,
+        );
+        let scim_limiter = Arc::new(governor::RateLimiter::keyed(quota));
         Ok(AppState {
             inner: Arc::new(Inner {
                 pool,
@@ -60,6 +73,7 @@ impl AppState {
                 bus,
                 mindtickle,
                 scim_tokens: ScimTokenCache::default(),
+                scim_limiter,
                 metrics: crate::telemetry::metrics_handle(),
             }),
         })
@@ -92,6 +106,10 @@ impl AppState {
     pub fn scim_tokens(&self) -> &ScimTokenCache {
         &self.inner.scim_tokens
     }
+
+    pub fn scim_limiter(&self) -> &ScimRateLimiter {
+        &self.inner.scim_limiter
+    }
 }
 
 #[derive(OpenApi)]
@@ -120,6 +138,8 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::progress::router())
         .merge(crate::readiness::router())
         .merge(crate::scim_api::router())
+        .merge(crate::admin::router())
+        .merge(crate::webhooks::router())
         .split_for_parts();
     let openapi = Arc::new(openapi);
 

@@ -5,13 +5,18 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use base64::Engine;
 use clap::{Parser, Subcommand};
-use secrecy::ExposeSecret;
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretString};
+use uuid::Uuid;
 
+use crate::admin::ReplayError;
 use crate::app::{AppState, router};
 use crate::config::Config;
 use crate::db::Database;
-use crate::gateway::Scope;
+use crate::gateway::{JwtKeys, Scope};
+use crate::scim_api::DeadLetter;
 use crate::server::{Workers, in_process_bus, jwt_keys, open_database, shutdown_signal};
 use crate::tenancy::{TenantId, TenantRegistry, TenantRegistryError, TenantTx};
 
@@ -51,12 +56,17 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
-    /// Create SCIM bearer tokens for identity providers.
+    /// Create, list and revoke SCIM bearer tokens for identity providers.
     ScimToken {
         #[command(subcommand)]
         command: ScimTokenCommand,
     },
-    /// Inspect rejected SCIM payloads.
+    /// Create, list and revoke the secrets that sign HR webhook requests.
+    WebhookSecret {
+        #[command(subcommand)]
+        command: WebhookSecretCommand,
+    },
+    /// List, inspect, replay and discard rejected SCIM requests and webhook events.
     DeadLetters {
         #[command(subcommand)]
         command: DeadLetterCommand,
@@ -127,14 +137,70 @@ pub enum ScimTokenCommand {
         #[arg(long)]
         tenant: String,
     },
+    /// List the tenant's SCIM tokens (id, creation and revocation time) as JSON lines.
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Revoke one SCIM token; servers stop accepting it within 60 seconds.
+    Revoke {
+        #[arg(long)]
+        tenant: String,
+        /// The token id: the part of the token before the first '.'.
+        token_id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhookSecretCommand {
+    /// Print a new webhook signing secret for the tenant. It is shown only this once.
+    Create {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// List the tenant's webhook secrets (id, creation and revocation time) as JSON lines.
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Revoke one webhook secret; the next request signed only with it is rejected.
+    Revoke {
+        #[arg(long)]
+        tenant: String,
+        secret_id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum DeadLetterCommand {
-    /// List the tenant's dead letters as JSON lines.
+    /// List the tenant's dead letters, newest first, as JSON lines.
     List {
         #[arg(long)]
         tenant: String,
+        /// Only letters with this status: new, replaying, replayed or discarded.
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Print one dead letter as JSON, with its stored body and errors.
+    Show {
+        #[arg(long)]
+        tenant: String,
+        dead_letter_id: String,
+    },
+    /// Run a new dead letter's request again; on success the letter becomes replayed.
+    Replay {
+        #[arg(long)]
+        tenant: String,
+        dead_letter_id: String,
+    },
+    /// Mark a new dead letter discarded.
+    Discard {
+        #[arg(long)]
+        tenant: String,
+        dead_letter_id: String,
+        /// Confirm; without it nothing changes.
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -223,7 +289,7 @@ async fn execute(command: Command, config: Config) -> Result<(), Failure> {
             let tenant = parse_tenant(&tenant)?;
             let scopes = parse_scopes(&scopes)?;
             let keys = jwt_keys(&config, None)?;
-            with_existing_tenant(&config, &tenant, |_| async { Ok(()) }).await?;
+            with_existing_tenant(&config, &tenant, |_| async { Ok::<_, Failure>(()) }).await?;
             let ttl = Duration::from_secs(ttl.unwrap_or(config.auth.default_token_ttl_secs));
             let token = keys
                 .issue(&tenant, &subject, &scopes, chrono::Utc::now(), ttl)
@@ -231,40 +297,9 @@ async fn execute(command: Command, config: Config) -> Result<(), Failure> {
             println!("{token}");
             Ok(())
         }
-        Command::ScimToken {
-            command: ScimTokenCommand::Create { tenant },
-        } => {
-            let tenant = parse_tenant(&tenant)?;
-            let token = with_existing_tenant(&config, &tenant, |pool| {
-                let tenant = tenant.clone();
-                async move { crate::scim_api::create_scim_token(&pool, &tenant).await }
-            })
-            .await?;
-            println!("{}", token.expose_secret());
-            Ok(())
-        }
-        Command::DeadLetters {
-            command: DeadLetterCommand::List { tenant },
-        } => {
-            let tenant = parse_tenant(&tenant)?;
-            let letters = with_existing_tenant(&config, &tenant, |pool| {
-                let tenant = tenant.clone();
-                async move {
-                    let mut tx = TenantTx::begin(&pool, &tenant).await?;
-                    let letters = crate::scim_api::list_dead_letters(&mut tx).await?;
-                    tx.commit().await?;
-                    Ok(letters)
-                }
-            })
-            .await?;
-            for letter in letters {
-                println!(
-                    "{}",
-                    serde_json::to_string(&letter).map_err(anyhow::Error::from)?
-                );
-            }
-            Ok(())
-        }
+        Command::ScimToken { command } => scim_token_command(command, &config).await,
+        Command::WebhookSecret { command } => webhook_secret_command(command, &config).await,
+        Command::DeadLetters { command } => dead_letter_command(command, config).await,
     }
 }
 
@@ -284,26 +319,253 @@ fn parse_scopes(raw: &str) -> Result<BTreeSet<Scope>, Failure> {
 }
 
 /// Opens the database, checks that the tenant exists, runs `action`, and closes the database.
-async fn with_existing_tenant<T, F, Fut>(
+async fn with_existing_tenant<T, E, F, Fut>(
     config: &Config,
     tenant: &TenantId,
     action: F,
 ) -> Result<T, Failure>
 where
     F: FnOnce(sqlx::PgPool) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<T>>,
+    Fut: std::future::Future<Output = Result<T, E>>,
+    Failure: From<E>,
 {
     let database = open_database(config).await?;
     let exists = TenantRegistry::new(database.pool.clone()).get(tenant).await;
     let result = match exists {
-        Ok(Some(_)) => action(database.pool.clone())
-            .await
-            .map_err(Failure::Runtime),
+        Ok(Some(_)) => action(database.pool.clone()).await.map_err(Failure::from),
         Ok(None) => Err(Failure::Usage(format!("tenant '{tenant}' not found"))),
         Err(error) => Err(error.into()),
     };
     database.close().await;
     result
+}
+
+fn parse_uuid(raw: &str, what: &str) -> Result<Uuid, Failure> {
+    Uuid::parse_str(raw).map_err(|_| {
+        Failure::Usage(format!(
+            "invalid {what} {raw:?}: expected a UUID such as 0190c0de-7b3a-7c4e-9f00-000000000000"
+        ))
+    })
+}
+
+fn print_json_line<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
+    println!(
+        "{}",
+        serde_json::to_string(value).map_err(anyhow::Error::from)?
+    );
+    Ok(())
+}
+
+async fn scim_token_command(command: ScimTokenCommand, config: &Config) -> Result<(), Failure> {
+    match command {
+        ScimTokenCommand::Create { tenant } => {
+            let tenant = parse_tenant(&tenant)?;
+            let token = with_existing_tenant(config, &tenant, |pool| {
+                let tenant = tenant.clone();
+                async move { crate::scim_api::create_scim_token(&pool, &tenant).await }
+            })
+            .await?;
+            println!("{}", token.expose_secret());
+        }
+        ScimTokenCommand::List { tenant } => {
+            let tenant = parse_tenant(&tenant)?;
+            let tokens = with_existing_tenant(config, &tenant, |pool| {
+                let tenant = tenant.clone();
+                async move { crate::scim_api::list_scim_tokens(&pool, &tenant).await }
+            })
+            .await?;
+            for token in &tokens {
+                print_json_line(token)?;
+            }
+        }
+        ScimTokenCommand::Revoke { tenant, token_id } => {
+            let tenant = parse_tenant(&tenant)?;
+            let token_id = parse_uuid(&token_id, "SCIM token id")?;
+            let revoked = with_existing_tenant(config, &tenant, |pool| {
+                let tenant = tenant.clone();
+                async move { crate::scim_api::revoke_scim_token(&pool, &tenant, token_id).await }
+            })
+            .await?;
+            if !revoked {
+                return Err(Failure::Usage(format!(
+                    "SCIM token {token_id} not found in tenant '{tenant}'; see `scim-token list --tenant {tenant}`"
+                )));
+            }
+            println!("revoked SCIM token {token_id} of tenant {tenant}");
+        }
+    }
+    Ok(())
+}
+
+async fn webhook_secret_command(
+    command: WebhookSecretCommand,
+    config: &Config,
+) -> Result<(), Failure> {
+    match command {
+        WebhookSecretCommand::Create { tenant } => {
+            let tenant = parse_tenant(&tenant)?;
+            let (secret_id, secret) = with_existing_tenant(config, &tenant, |pool| {
+                let tenant = tenant.clone();
+                async move { crate::webhooks::create_webhook_secret(&pool, &tenant).await }
+            })
+            .await?;
+            // The secret alone goes to stdout, so it can be piped into a secret store.
+            eprintln!(
+                "created webhook secret {secret_id} for tenant {tenant}; it is not shown again"
+            );
+            println!("{}", secret.expose_secret());
+        }
+        WebhookSecretCommand::List { tenant } => {
+            let tenant = parse_tenant(&tenant)?;
+            let secrets = with_existing_tenant(config, &tenant, |pool| {
+                let tenant = tenant.clone();
+                async move { crate::webhooks::list_webhook_secrets(&pool, &tenant).await }
+            })
+            .await?;
+            for secret in &secrets {
+                print_json_line(secret)?;
+            }
+        }
+        WebhookSecretCommand::Revoke { tenant, secret_id } => {
+            let tenant = parse_tenant(&tenant)?;
+            let secret_id = parse_uuid(&secret_id, "webhook secret id")?;
+            let revoked =
+                with_existing_tenant(config, &tenant, |pool| {
+                    let tenant = tenant.clone();
+                    async move {
+                        crate::webhooks::revoke_webhook_secret(&pool, &tenant, secret_id).await
+                    }
+                })
+                .await?;
+            if !revoked {
+                return Err(Failure::Usage(format!(
+                    "webhook secret {secret_id} not found in tenant '{tenant}'; see `webhook-secret list --tenant {tenant}`"
+                )));
+            }
+            println!("revoked webhook secret {secret_id} of tenant {tenant}");
+        }
+    }
+    Ok(())
+}
+
+impl From<ReplayError> for Failure {
+    fn from(error: ReplayError) -> Self {
+        match error {
+            ReplayError::NotFound(_) => Failure::Usage(error.to_string()),
+            ReplayError::Internal(error) => Failure::Runtime(error),
+            other => Failure::Runtime(anyhow::Error::new(other)),
+        }
+    }
+}
+
+/// Application state for running service code from the command line. No API token is issued or
+/// verified there, so the JWT key is random and thrown away.
+fn command_line_state(pool: sqlx::PgPool, config: &Config) -> anyhow::Result<AppState> {
+    let mut key = [0u8; 48];
+    rand::rng().fill_bytes(&mut key);
+    let secret = SecretString::from(base64::engine::general_purpose::STANDARD.encode(key));
+    let keys = JwtKeys::new(&secret, &config.auth.jwt_issuer, 0)?;
+    AppState::new(pool, config.clone(), keys, in_process_bus())
+}
+
+async fn dead_letter_command(command: DeadLetterCommand, config: Config) -> Result<(), Failure> {
+    match command {
+        DeadLetterCommand::List { tenant, status } => {
+            let tenant = parse_tenant(&tenant)?;
+            if let Some(status) = status.as_deref()
+                && !DeadLetter::STATUSES.contains(&status)
+            {
+                return Err(Failure::Usage(format!(
+                    "unknown status {status:?}; use one of {}",
+                    DeadLetter::STATUSES.join(", ")
+                )));
+            }
+            let letters = with_existing_tenant(&config, &tenant, |pool| {
+                let tenant = tenant.clone();
+                async move {
+                    let mut tx = TenantTx::begin(&pool, &tenant).await?;
+                    let letters =
+                        crate::scim_api::list_dead_letters(&mut tx, status.as_deref(), None)
+                            .await?;
+                    tx.commit().await?;
+                    Ok::<_, sqlx::Error>(letters)
+                }
+            })
+            .await?;
+            for letter in &letters {
+                print_json_line(letter)?;
+            }
+        }
+        DeadLetterCommand::Show {
+            tenant,
+            dead_letter_id,
+        } => {
+            let tenant = parse_tenant(&tenant)?;
+            let id = parse_uuid(&dead_letter_id, "dead letter id")?;
+            let letter = with_existing_tenant(&config, &tenant, |pool| {
+                let tenant = tenant.clone();
+                async move {
+                    let mut tx = TenantTx::begin(&pool, &tenant).await?;
+                    let letter = DeadLetter::find(&mut tx, id).await?;
+                    tx.commit().await?;
+                    Ok::<_, sqlx::Error>(letter)
+                }
+            })
+            .await?
+            .ok_or_else(|| {
+                Failure::Usage(format!("dead letter {id} not found in tenant '{tenant}'"))
+            })?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&letter).map_err(anyhow::Error::from)?
+            );
+        }
+        DeadLetterCommand::Replay {
+            tenant,
+            dead_letter_id,
+        } => {
+            let tenant = parse_tenant(&tenant)?;
+            let id = parse_uuid(&dead_letter_id, "dead letter id")?;
+            let replayed = with_existing_tenant(&config, &tenant, |pool| {
+                let tenant = tenant.clone();
+                let config = config.clone();
+                async move {
+                    let state = command_line_state(pool, &config)?;
+                    Ok::<_, Failure>(
+                        crate::admin::replay_dead_letter(&state, &tenant, id, "cli").await?,
+                    )
+                }
+            })
+            .await?;
+            print_json_line(&replayed)?;
+        }
+        DeadLetterCommand::Discard {
+            tenant,
+            dead_letter_id,
+            yes,
+        } => {
+            let tenant = parse_tenant(&tenant)?;
+            let id = parse_uuid(&dead_letter_id, "dead letter id")?;
+            if !yes {
+                return Err(Failure::Usage(format!(
+                    "discarding dead letter {id} ends its review; run again with --yes to confirm"
+                )));
+            }
+            let letter = with_existing_tenant(&config, &tenant, |pool| {
+                let tenant = tenant.clone();
+                let config = config.clone();
+                async move {
+                    let state = command_line_state(pool, &config)?;
+                    Ok::<_, Failure>(
+                        crate::admin::discard_dead_letter(&state, &tenant, id, "cli").await?,
+                    )
+                }
+            })
+            .await?;
+            print_json_line(&letter)?;
+        }
+    }
+    Ok(())
 }
 
 async fn tenant_command(command: TenantCommand, config: Config) -> Result<(), Failure> {

@@ -26,6 +26,8 @@ pub struct Config {
     #[serde(default)]
     pub mindtickle: MindTickleConfig,
     #[serde(default)]
+    pub scim: ScimConfig,
+    #[serde(default)]
     pub jobs: JobsConfig,
     #[serde(default)]
     pub readiness: ReadinessConfig,
@@ -120,6 +122,24 @@ impl Default for MindTickleConfig {
         MindTickleConfig {
             request_timeout_secs: 30,
             process_poll_secs: 2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScimConfig {
+    /// Sustained SCIM requests per second accepted from one tenant; more are answered 429.
+    pub requests_per_second: u32,
+    /// Requests one tenant may send at once above the sustained rate.
+    pub burst: u32,
+}
+
+impl Default for ScimConfig {
+    fn default() -> Self {
+        ScimConfig {
+            requests_per_second: 100,
+            burst: 200,
         }
     }
 }
@@ -293,6 +313,12 @@ impl Config {
                 format!("{level:?}"),
                 &format!("a tracing filter such as info or info,bridge=debug ({error})"),
             );
+        }
+        if self.scim.requests_per_second == 0 {
+            return invalid("scim.requests_per_second", "0".into(), "at least 1");
+        }
+        if self.scim.burst == 0 {
+            return invalid("scim.burst", "0".into(), "at least 1");
         }
         if self.jobs.poll_interval_ms == 0 {
             return invalid("jobs.poll_interval_ms", "0".into(), "at least 1");

@@ -520,6 +520,16 @@ async fn print_report(
     .await?
     .into_iter()
     .collect();
+    let roles: BTreeMap<uuid::Uuid, String> =
+        sqlx::query_as::<_, (uuid::Uuid, String)>(sqlx::AssertSqlSafe(format!(
+            "SELECT u.user_id, {} FROM users u WHERE u.tenant_id = $1",
+            crate::directory::EFFECTIVE_ROLE_SQL
+        )))
+        .bind(demo.tenant.as_str())
+        .fetch_all(tx.conn())
+        .await?
+        .into_iter()
+        .collect();
     tx.commit().await?;
 
     writeln!(
@@ -572,7 +582,7 @@ async fn print_report(
             out,
             "  {:<30} {:<8} {:<8} {:<11} {:>8} {:>10}",
             user.user_name,
-            user.role,
+            roles.get(&user.user_id).map_or("rep", String::as_str),
             if user.active { "yes" } else { "no" },
             user.mindtickle_state,
             format!("{done}/{}", courses.len()),

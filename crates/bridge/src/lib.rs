@@ -2,6 +2,7 @@
 //! course progress and quiz scores back, and aggregates team readiness reports, for many tenants
 //! that never see each other's data.
 
+pub mod admin;
 pub mod app;
 pub mod cache;
 pub mod cli;
@@ -19,6 +20,7 @@ pub mod server;
 pub mod sync;
 pub mod telemetry;
 pub mod tenancy;
+pub mod webhooks;
 
 /// Installs ring as the process-wide rustls crypto provider, which reqwest needs before it builds
 /// a client. Safe to call more than once.

@@ -759,7 +759,7 @@ fn patched_user_validates() {
     let Ok(validated) = validated else {
         panic!("patched user is invalid: {validated:?}");
     };
-    assert!(!validated.active);
+    assert_eq!(validated.active, Some(false));
     assert_eq!(validated.primary_email(), Some("new@example.test"));
     assert_eq!(
         validated

@@ -18,8 +18,9 @@ pub struct UserResource {
     /// Required, trimmed and non-empty.
     pub user_name: String,
     pub external_id: Option<String>,
-    /// Defaults to true when absent or `null`.
-    pub active: bool,
+    /// `None` when the client left it unassigned (absent, `null`, or removed by PATCH). An
+    /// unassigned `active` counts as active: see [`UserResource::is_active`].
+    pub active: Option<bool>,
     pub display_name: Option<String>,
     pub name: Option<Name>,
     pub emails: Vec<MultiValue>,
@@ -301,7 +302,7 @@ impl UserResource {
         Ok(UserResource {
             user_name: user_name.to_owned(),
             external_id: core.string("externalId")?,
-            active: core.boolean("active")?.unwrap_or(true),
+            active: core.boolean("active")?,
             display_name: core.string("displayName")?,
             name: parse_name(&core)?,
             emails: core.multi_valued("emails")?,
@@ -334,7 +335,9 @@ impl UserResource {
         insert_optional(&mut object, "preferredLanguage", &self.preferred_language);
         insert_optional(&mut object, "locale", &self.locale);
         insert_optional(&mut object, "timezone", &self.timezone);
-        object.insert("active".to_owned(), Value::Bool(self.active));
+        if let Some(active) = self.active {
+            object.insert("active".to_owned(), Value::Bool(active));
+        }
         insert_multi_valued(&mut object, "emails", &self.emails);
         insert_multi_valued(&mut object, "phoneNumbers", &self.phone_numbers);
         insert_multi_valued(&mut object, "roles", &self.roles);
@@ -352,6 +355,12 @@ impl UserResource {
 
     /// Returns the email to treat as the user's address: the primary one, else the first of
     /// type "work", else the first.
+    /// Whether the user is active. RFC 7643 gives `active` no default; an account the identity
+    /// provider created without it is treated as active, as Okta and Entra ID mean it.
+    pub fn is_active(&self) -> bool {
+        self.active.unwrap_or(true)
+    }
+
     pub fn primary_email(&self) -> Option<&str> {
         let primary = self.emails.iter().find(|email| email.primary);
         let work = || {

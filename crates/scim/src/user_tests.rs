@@ -72,7 +72,7 @@ fn from_json_accepts_okta_create() {
 
     assert_eq!(user.user_name, "user@example.test");
     assert_eq!(user.external_id.as_deref(), Some("00u1abcd"));
-    assert!(user.active);
+    assert_eq!(user.active, Some(true));
     assert_eq!(user.display_name.as_deref(), Some("Ada Lovelace"));
     assert_eq!(user.locale.as_deref(), Some("en-US"));
     assert_eq!(user.password.as_deref(), Some("Secret-123"));
@@ -98,7 +98,7 @@ fn from_json_accepts_okta_create() {
 fn from_json_accepts_entra_create() {
     let user = parse(&entra_create_body());
 
-    assert!(user.active);
+    assert_eq!(user.active, Some(true));
     assert!(user.roles.is_empty());
     assert_eq!(user.title.as_deref(), Some("Engineer"));
     let enterprise = user.enterprise.unwrap_or_default();
@@ -120,14 +120,18 @@ fn from_json_accepts_string_booleans() {
 
     let user = parse(&body);
 
-    assert!(!user.active);
+    assert_eq!(user.active, Some(false));
     assert!(user.emails.first().is_some_and(|email| email.primary));
 }
 
 #[test]
-fn from_json_defaults_active_to_true() {
-    assert!(parse(&json!({"schemas": [USER_SCHEMA], "userName": "a"})).active);
-    assert!(parse(&json!({"schemas": [USER_SCHEMA], "userName": "a", "active": null})).active);
+fn from_json_leaves_missing_active_unassigned() {
+    let absent = parse(&json!({"schemas": [USER_SCHEMA], "userName": "a"}));
+    assert_eq!(absent.active, None);
+    assert!(absent.is_active());
+    let null = parse(&json!({"schemas": [USER_SCHEMA], "userName": "a", "active": null}));
+    assert_eq!(null.active, None);
+    assert!(null.is_active());
 }
 
 #[test]
@@ -144,7 +148,7 @@ fn from_json_ignores_attribute_case() {
     let user = parse(&body);
 
     assert_eq!(user.user_name, "user@example.test");
-    assert!(!user.active);
+    assert_eq!(user.active, Some(false));
     assert_eq!(user.primary_email(), Some("user@example.test"));
     assert_eq!(
         user.emails.first().and_then(|email| email.kind.as_deref()),

@@ -1,5 +1,8 @@
-//! The tenant's roster: users provisioned over SCIM. Every change writes a `user_changed` event
-//! and a MindTickle push job in the same tenant transaction.
+//! The tenant's roster: users and groups provisioned over SCIM. Every change writes a
+//! `user_changed` or `group_changed` event, and user changes a MindTickle push job, in the same
+//! tenant transaction.
+
+pub mod groups;
 
 use chrono::{DateTime, Utc};
 use scim::UserResource;
@@ -21,7 +24,11 @@ pub struct User {
     pub active: bool,
     pub display_name: Option<String>,
     pub email: Option<String>,
-    pub role: String,
+    /// The role sent in SCIM `roles`, if any. The effective role also considers the tenant's
+    /// role mappings: see [`EFFECTIVE_ROLE_SQL`].
+    pub role: Option<String>,
+    /// The manager's SCIM id from the enterprise extension, as sent.
+    pub manager_ref: Option<String>,
     /// The SCIM representation as last written, without `id`, `meta` and `password`.
     pub resource: Value,
     pub version: i64,
@@ -38,33 +45,62 @@ pub enum DirectoryError {
     UserNameTaken(String),
     #[error("user {0} not found")]
     NotFound(Uuid),
-    #[error("user {id} has version {current}, not the expected {expected}")]
+    #[error("resource {id} has version {current}, not the expected {expected}")]
     VersionMismatch {
         id: Uuid,
         current: i64,
         expected: i64,
     },
+    #[error("group displayName {0:?} is already taken in this tenant")]
+    DisplayNameTaken(String),
+    #[error("group {0} not found")]
+    GroupNotFound(Uuid),
+    #[error("member {0:?} is not a user of this tenant")]
+    UnknownMember(String),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
 
 const USER_COLUMNS: &str =
-    "user_id, user_name, external_id, active, display_name, email, role, resource, version,
+    "user_id, user_name, external_id, active, display_name, email, role, manager_ref, resource, version,
      created_at, updated_at, mindtickle_state, mindtickle_pushed_at, mindtickle_error";
 
-/// The role that feeds readiness team breakdowns, from SCIM `roles` (primary first).
-fn role_of(resource: &UserResource) -> &'static str {
+/// A user's effective role, as SQL over `users u`: the SCIM role, else the highest role mapped
+/// from one of the user's groups, else the role mapped from `userType`, else `rep`.
+pub const EFFECTIVE_ROLE_SQL: &str = "coalesce(u.role,
+    (SELECT rm.role FROM group_members gm
+     JOIN groups g ON g.tenant_id = gm.tenant_id AND g.group_id = gm.group_id
+     JOIN role_mappings rm ON rm.tenant_id = g.tenant_id AND rm.source = 'group'
+                          AND rm.match_value = lower(g.display_name)
+     WHERE gm.tenant_id = u.tenant_id AND gm.user_id = u.user_id
+     ORDER BY CASE rm.role WHEN 'admin' THEN 0 WHEN 'manager' THEN 1 ELSE 2 END
+     LIMIT 1),
+    (SELECT rm.role FROM role_mappings rm
+     WHERE rm.tenant_id = u.tenant_id AND rm.source = 'user_type'
+       AND rm.match_value = lower(u.resource ->> 'userType')),
+    'rep')";
+
+/// The role sent in SCIM `roles` (primary first), if it is one this service knows.
+fn role_of(resource: &UserResource) -> Option<&'static str> {
     let mut roles: Vec<_> = resource.roles.iter().collect();
     roles.sort_by_key(|role| !role.primary);
     for role in roles {
         match role.value.to_ascii_lowercase().as_str() {
-            "admin" => return "admin",
-            "manager" => return "manager",
-            "rep" => return "rep",
+            "admin" => return Some("admin"),
+            "manager" => return Some("manager"),
+            "rep" => return Some("rep"),
             _ => {}
         }
     }
-    "rep"
+    None
+}
+
+fn manager_of(resource: &UserResource) -> Option<&str> {
+    resource
+        .enterprise
+        .as_ref()
+        .and_then(|enterprise| enterprise.manager.as_ref())
+        .and_then(|manager| manager.value.as_deref())
 }
 
 /// The stored form of a resource: its SCIM JSON without server-assigned attributes.
@@ -132,19 +168,20 @@ pub async fn create_user(
 ) -> Result<User, DirectoryError> {
     let tenant = tx.tenant().as_str().to_owned();
     let user = sqlx::query_as::<_, User>(AssertSqlSafe(format!(
-        "INSERT INTO users (tenant_id, user_id, user_name, external_id, active, display_name, email, role, resource)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+        "INSERT INTO users (tenant_id, user_id, user_name, external_id, active, display_name, email, role, resource, manager_ref)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          RETURNING {USER_COLUMNS}"
     )))
     .bind(tenant)
     .bind(Uuid::now_v7())
     .bind(&resource.user_name)
     .bind(&resource.external_id)
-    .bind(resource.active)
+    .bind(resource.is_active())
     .bind(&resource.display_name)
     .bind(resource.primary_email())
     .bind(role_of(resource))
     .bind(stored_resource(resource))
+    .bind(manager_of(resource))
     .fetch_one(tx.conn())
     .await
     .map_err(|error| map_unique(error, &resource.user_name))?;
@@ -174,7 +211,7 @@ pub async fn replace_user(
     let tenant = tx.tenant().as_str().to_owned();
     let user = sqlx::query_as::<_, User>(AssertSqlSafe(format!(
         "UPDATE users SET user_name = $3, external_id = $4, active = $5, display_name = $6, email = $7,
-                role = $8, resource = $9, version = version + 1, updated_at = now(),
+                role = $8, resource = $9, manager_ref = $10, version = version + 1, updated_at = now(),
                 mindtickle_state = 'pending'
          WHERE tenant_id = $1 AND user_id = $2
          RETURNING {USER_COLUMNS}"
@@ -183,11 +220,12 @@ pub async fn replace_user(
     .bind(user_id)
     .bind(&resource.user_name)
     .bind(&resource.external_id)
-    .bind(resource.active)
+    .bind(resource.is_active())
     .bind(&resource.display_name)
     .bind(resource.primary_email())
     .bind(role_of(resource))
     .bind(stored_resource(resource))
+    .bind(manager_of(resource))
     .fetch_one(tx.conn())
     .await
     .map_err(|error| map_unique(error, &resource.user_name))?;
@@ -252,6 +290,46 @@ pub async fn find_by_external_id(
     .bind(external_id)
     .fetch_optional(tx.conn())
     .await
+}
+
+/// Returns one page of the users matching an SQL filter over `users r` (bind `$1` is the tenant),
+/// in the given order, and the number of matches.
+pub async fn search_users(
+    tx: &mut TenantTx,
+    filter: Option<&crate::scim_api::query::SqlFilter>,
+    order_by: &str,
+    offset: i64,
+    limit: i64,
+) -> Result<(Vec<User>, i64), sqlx::Error> {
+    let tenant = tx.tenant().as_str().to_owned();
+    let condition = filter.map_or_else(|| "true".to_owned(), |filter| filter.clause.clone());
+    let binds: &[String] = filter.map_or(&[], |filter| filter.binds.as_slice());
+
+    let count_sql = format!("SELECT count(*) FROM users r WHERE r.tenant_id = $1 AND {condition}");
+    let mut count = sqlx::query_scalar::<_, i64>(AssertSqlSafe(count_sql)).bind(&tenant);
+    for value in binds {
+        count = count.bind(value);
+    }
+    let total = count.fetch_one(tx.conn()).await?;
+    if limit == 0 {
+        return Ok((Vec::new(), total));
+    }
+
+    let columns = USER_COLUMNS
+        .split(',')
+        .map(|column| format!("r.{}", column.trim()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let page_sql = format!(
+        "SELECT {columns} FROM users r WHERE r.tenant_id = $1 AND {condition}
+         ORDER BY {order_by}, r.user_id OFFSET {offset} LIMIT {limit}"
+    );
+    let mut page = sqlx::query_as::<_, User>(AssertSqlSafe(page_sql)).bind(&tenant);
+    for value in binds {
+        page = page.bind(value);
+    }
+    let users = page.fetch_all(tx.conn()).await?;
+    Ok((users, total))
 }
 
 /// Returns one page of users in a stable order (creation order, as ids are UUIDv7) and the total.

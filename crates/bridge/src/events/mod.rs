@@ -15,6 +15,7 @@ pub use relay::Relay;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum EventType {
     UserChanged,
+    GroupChanged,
     ProgressSynced,
     QuizCompleted,
     ReadinessAggregated,
@@ -24,6 +25,7 @@ impl EventType {
     pub fn as_str(self) -> &'static str {
         match self {
             EventType::UserChanged => "user_changed",
+            EventType::GroupChanged => "group_changed",
             EventType::ProgressSynced => "progress.synced",
             EventType::QuizCompleted => "quiz.completed",
             EventType::ReadinessAggregated => "readiness.aggregated",

@@ -10,6 +10,8 @@ pub enum SecurityEventKind {
     CrossTenantToken,
     /// PostgreSQL refused a statement under a row-level security policy.
     PolicyViolation,
+    /// An HR webhook event named a tenant other than the one whose secret signed the request.
+    CrossTenantWebhook,
 }
 
 impl SecurityEventKind {
@@ -17,6 +19,7 @@ impl SecurityEventKind {
         match self {
             SecurityEventKind::CrossTenantToken => "cross_tenant_token",
             SecurityEventKind::PolicyViolation => "policy_violation",
+            SecurityEventKind::CrossTenantWebhook => "cross_tenant_webhook",
         }
     }
 }

@@ -1,11 +1,14 @@
-//! Team readiness reports: average quiz score and course completion rate per tenant, marked
-//! provisional when the progress behind them is stale.
+//! Team readiness reports: average quiz score and course completion rate per tenant, with team
+//! and role breakdowns, marked provisional when the progress behind them is stale.
+
+pub mod role_mappings;
 
 use axum::Json;
 use axum::extract::{Path, State};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use sqlx::AssertSqlSafe;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -28,6 +31,10 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(aggregate_handler))
         .routes(routes!(latest_handler))
+        .routes(routes!(
+            role_mappings::get_mappings,
+            role_mappings::put_mappings
+        ))
 }
 
 /// A tenant's readiness report.
@@ -54,6 +61,118 @@ pub struct ReadinessReport {
     /// synced; a refresh is then scheduled.
     pub provisional: bool,
     pub provisional_reason: Option<String>,
+    /// One entry per manager with direct reports among the active users, plus one with a null
+    /// manager for active users without one.
+    #[sqlx(json)]
+    pub teams: Vec<TeamReadiness>,
+    /// One entry per effective role (`rep`, `manager`, `admin`) present among active users.
+    #[sqlx(json)]
+    pub roles: Vec<RoleReadiness>,
+}
+
+/// Readiness of one manager's direct reports.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TeamReadiness {
+    /// The manager's user id; null for users with no manager in the directory.
+    pub manager_user_id: Option<Uuid>,
+    pub manager_user_name: Option<String>,
+    #[serde(flatten)]
+    pub readiness: GroupReadiness,
+}
+
+/// Readiness of the active users with one role.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RoleReadiness {
+    pub role: String,
+    #[serde(flatten)]
+    pub readiness: GroupReadiness,
+}
+
+/// The figures of a report, for a subset of its users.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct GroupReadiness {
+    pub users: i64,
+    pub score_count: i64,
+    pub average_score: Option<f64>,
+    pub assigned_courses: i64,
+    pub completed_courses: i64,
+    pub completion_rate: Option<f64>,
+}
+
+/// Running sums behind a `GroupReadiness`.
+#[derive(Default)]
+struct Figures {
+    users: i64,
+    score_sum: f64,
+    score_count: i64,
+    assigned: i64,
+    completed: i64,
+}
+
+impl Figures {
+    fn add(&mut self, row: &UserFigures) {
+        self.users += 1;
+        self.score_sum += row.score_sum;
+        self.score_count += row.score_count;
+        self.assigned += row.assigned;
+        self.completed += row.completed;
+    }
+
+    fn finish(&self) -> GroupReadiness {
+        GroupReadiness {
+            users: self.users,
+            score_count: self.score_count,
+            average_score: (self.score_count > 0).then(|| self.score_sum / self.score_count as f64),
+            assigned_courses: self.assigned,
+            completed_courses: self.completed,
+            completion_rate: (self.assigned > 0)
+                .then(|| self.completed as f64 / self.assigned as f64),
+        }
+    }
+}
+
+/// One active user's contribution to the breakdowns.
+#[derive(sqlx::FromRow)]
+struct UserFigures {
+    role: String,
+    manager_user_id: Option<Uuid>,
+    manager_user_name: Option<String>,
+    score_sum: f64,
+    score_count: i64,
+    assigned: i64,
+    completed: i64,
+}
+
+/// Groups the per-user figures by manager and by role.
+fn breakdowns(rows: &[UserFigures]) -> (Vec<TeamReadiness>, Vec<RoleReadiness>) {
+    let mut teams: std::collections::BTreeMap<Option<Uuid>, (Option<String>, Figures)> =
+        std::collections::BTreeMap::new();
+    let mut roles: std::collections::BTreeMap<String, Figures> = std::collections::BTreeMap::new();
+    for row in rows {
+        let team = teams
+            .entry(row.manager_user_id)
+            .or_insert_with(|| (row.manager_user_name.clone(), Figures::default()));
+        team.1.add(row);
+        roles.entry(row.role.clone()).or_default().add(row);
+    }
+    let teams = teams
+        .into_iter()
+        .map(
+            |(manager_user_id, (manager_user_name, totals))| TeamReadiness {
+                manager_user_id,
+                manager_user_name,
+                readiness: totals.finish(),
+            },
+        )
+        .collect();
+    let roles = roles
+        .into_iter()
+        .map(|(role, totals)| RoleReadiness {
+            role,
+            readiness: totals.finish(),
+        })
+        .collect();
+    (teams, roles)
 }
 
 #[derive(sqlx::FromRow)]
@@ -123,6 +242,39 @@ pub async fn aggregate(
     .fetch_one(tx.conn())
     .await?;
 
+    let figures = sqlx::query_as::<_, UserFigures>(AssertSqlSafe(format!(
+        "WITH active AS (
+             SELECT u.user_id, u.manager_ref, {role} AS role FROM users u
+             WHERE u.tenant_id = $1 AND u.active
+         ),
+         attempts AS (
+             SELECT user_id, quiz_id, score, max_score, submitted_at AS at
+             FROM quiz_results WHERE tenant_id = $1
+             UNION ALL
+             SELECT user_id, course_id, score, max_score, coalesce(completed_at, synced_at)
+             FROM course_progress
+             WHERE tenant_id = $1 AND score IS NOT NULL AND max_score > 0
+         ),
+         latest AS (
+             SELECT DISTINCT ON (user_id, quiz_id) user_id, score / max_score * 100 AS percent
+             FROM attempts
+             ORDER BY user_id, quiz_id, at DESC
+         )
+         SELECT a.role, m.user_id AS manager_user_id, m.user_name AS manager_user_name,
+                coalesce((SELECT sum(l.percent) FROM latest l WHERE l.user_id = a.user_id), 0) AS score_sum,
+                (SELECT count(*) FROM latest l WHERE l.user_id = a.user_id) AS score_count,
+                (SELECT count(*) FROM course_progress p WHERE p.tenant_id = $1 AND p.user_id = a.user_id) AS assigned,
+                (SELECT count(*) FROM course_progress p
+                 WHERE p.tenant_id = $1 AND p.user_id = a.user_id AND p.status = 'completed') AS completed
+         FROM active a
+         LEFT JOIN users m ON m.tenant_id = $1 AND m.user_id::text = a.manager_ref",
+        role = crate::directory::EFFECTIVE_ROLE_SQL
+    )))
+    .bind(tenant.as_str())
+    .fetch_all(tx.conn())
+    .await?;
+    let (teams, roles) = breakdowns(&figures);
+
     let completion_rate = (totals.assigned_courses > 0)
         .then(|| totals.completed_courses as f64 / totals.assigned_courses as f64);
     let stale_users = totals.active_users - totals.users_fresh;
@@ -138,10 +290,11 @@ pub async fn aggregate(
     let report = sqlx::query_as::<_, ReadinessReport>(
         "INSERT INTO readiness_reports (tenant_id, report_id, generated_at, active_users, users_with_scores,
              score_count, average_score, assigned_courses, completed_courses, completion_rate,
-             users_synced, provisional, provisional_reason)
-         VALUES ($1, $2, now(), $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+             users_synced, provisional, provisional_reason, teams, roles)
+         VALUES ($1, $2, now(), $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
          RETURNING report_id, generated_at, active_users, users_with_scores, score_count, average_score,
-             assigned_courses, completed_courses, completion_rate, users_synced, provisional, provisional_reason",
+             assigned_courses, completed_courses, completion_rate, users_synced, provisional, provisional_reason,
+             teams, roles",
     )
     .bind(tenant.as_str())
     .bind(Uuid::now_v7())
@@ -155,6 +308,8 @@ pub async fn aggregate(
     .bind(to_i32(totals.users_synced))
     .bind(provisional)
     .bind(&provisional_reason)
+    .bind(sqlx::types::Json(&teams))
+    .bind(sqlx::types::Json(&roles))
     .fetch_one(tx.conn())
     .await?;
 
@@ -194,7 +349,8 @@ pub async fn latest(
     let mut tx = TenantTx::begin(state.pool(), tenant).await?;
     let report = sqlx::query_as::<_, ReadinessReport>(
         "SELECT report_id, generated_at, active_users, users_with_scores, score_count, average_score,
-             assigned_courses, completed_courses, completion_rate, users_synced, provisional, provisional_reason
+             assigned_courses, completed_courses, completion_rate, users_synced, provisional, provisional_reason,
+             teams, roles
          FROM readiness_reports WHERE tenant_id = $1
          ORDER BY generated_at DESC, report_id DESC LIMIT 1",
     )

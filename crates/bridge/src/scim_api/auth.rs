@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::ScimApiError;
 use crate::app::AppState;
-use crate::tenancy::{TenantId, TenantTx};
+use crate::tenancy::{SystemRole, SystemTx, TenantId, TenantTx};
 
 /// A SCIM client authenticated with a bearer token of the tenant in the path.
 #[derive(Debug, Clone)]
@@ -84,19 +84,124 @@ impl FromRequestParts<AppState> for ScimCaller {
         if let Some((cached_tenant, token_id)) = state.scim_tokens().get(&digest) {
             if cached_tenant == tenant {
                 tracing::Span::current().record("tenant_id", tenant.as_str());
+                check_rate(state, &tenant)?;
                 return Ok(ScimCaller { tenant, token_id });
             }
+            record_foreign_token(state, &cached_tenant, &tenant, parts).await;
             return Err(ScimApiError::unauthorized());
         }
 
-        let token_id = verify_token(state.pool(), &tenant, token)
+        let Some(token_id) = verify_token(state.pool(), &tenant, token)
             .await
             .map_err(ScimApiError::from)?
-            .ok_or_else(ScimApiError::unauthorized)?;
+        else {
+            report_foreign_token(state, &tenant, token, parts).await;
+            return Err(ScimApiError::unauthorized());
+        };
         state.scim_tokens().insert(digest, tenant.clone(), token_id);
         tracing::Span::current().record("tenant_id", tenant.as_str());
+        check_rate(state, &tenant)?;
         Ok(ScimCaller { tenant, token_id })
     }
+}
+
+/// Applies the tenant's inbound limit.
+fn check_rate(state: &AppState, tenant: &TenantId) -> Result<(), ScimApiError> {
+    match state.scim_limiter().check_key(tenant) {
+        Ok(()) => Ok(()),
+        Err(not_until) => {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                &governor::clock::DefaultClock::default(),
+            ));
+            let retry_after_secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            metrics::counter!("bridge_scim_rate_limited_total").increment(1);
+            tracing::warn!(tenant_id = %tenant, retry_after_secs, "SCIM request over the tenant's inbound limit");
+            Err(ScimApiError::RateLimited {
+                retry_after_secs: retry_after_secs.max(1),
+            })
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct ForeignToken {
+    tenant_id: String,
+    secret_hash: String,
+}
+
+/// Checks whether a token rejected for `path_tenant` is a valid token of another tenant, and if
+/// so records the attempt. Runs as tenant administration, the one role allowed to look a token
+/// up across tenants.
+async fn report_foreign_token(
+    state: &AppState,
+    path_tenant: &TenantId,
+    token: &str,
+    parts: &Parts,
+) {
+    let Some((id, secret)) = token.split_once('.') else {
+        return;
+    };
+    let Ok(token_id) = Uuid::parse_str(id) else {
+        return;
+    };
+    let lookup = async {
+        let mut tx = SystemTx::begin(state.pool(), SystemRole::Admin).await?;
+        let row = sqlx::query_as::<_, ForeignToken>(
+            "SELECT tenant_id, secret_hash FROM scim_tokens WHERE token_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(token_id)
+        .fetch_optional(tx.conn())
+        .await?;
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(row)
+    };
+    let row = match lookup.await {
+        Ok(Some(row)) if row.tenant_id != path_tenant.as_str() => row,
+        Ok(_) => return,
+        Err(error) => {
+            tracing::error!(%error, tenant_id = %path_tenant, "failed to look up a rejected SCIM token");
+            return;
+        }
+    };
+    if !verify_secret(row.secret_hash, secret.to_owned()).await {
+        return;
+    }
+    let Ok(owner) = TenantId::parse(&row.tenant_id) else {
+        return;
+    };
+    record_foreign_token(state, &owner, path_tenant, parts).await;
+}
+
+async fn record_foreign_token(
+    state: &AppState,
+    owner: &TenantId,
+    path_tenant: &TenantId,
+    parts: &Parts,
+) {
+    crate::gateway::record_security_event(
+        state,
+        crate::gateway::SecurityEventKind::CrossTenantToken,
+        crate::gateway::current_request_id().as_deref(),
+        Some(owner.as_str()),
+        Some(path_tenant.as_str()),
+        &format!("SCIM token used on {} {}", parts.method, parts.uri.path()),
+    )
+    .await;
+}
+
+async fn verify_secret(hash: String, secret: String) -> bool {
+    // argon2 is deliberately slow; keep it off the async workers.
+    tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash)
+            .map(|parsed| {
+                Argon2::default()
+                    .verify_password(secret.as_bytes(), &parsed)
+                    .is_ok()
+            })
+            .unwrap_or(false)
+    })
+    .await
+    .unwrap_or(false)
 }
 
 /// Looks the token up among the tenant's unrevoked tokens. Row-level security confines the
@@ -125,19 +230,7 @@ async fn verify_token(
     let Some(hash) = hash else {
         return Ok(None);
     };
-    let secret = secret.to_owned();
-    // argon2 is deliberately slow; keep it off the async workers.
-    let verified = tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash)
-            .map(|parsed| {
-                Argon2::default()
-                    .verify_password(secret.as_bytes(), &parsed)
-                    .is_ok()
-            })
-            .unwrap_or(false)
-    })
-    .await
-    .unwrap_or(false);
+    let verified = verify_secret(hash, secret.to_owned()).await;
     Ok(verified.then_some(token_id))
 }
 

@@ -11,6 +11,9 @@ use crate::gateway::current_request_id;
 pub enum ScimApiError {
     #[error("{}", .0.detail)]
     Scim(ScimError),
+    /// The tenant sent more requests than its inbound limit allows.
+    #[error("too many SCIM requests for this tenant")]
+    RateLimited { retry_after_secs: u64 },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -36,6 +39,16 @@ impl From<DirectoryError> for ScimApiError {
             DirectoryError::NotFound(id) => {
                 ScimApiError::Scim(ScimError::not_found(format!("User {id} not found")))
             }
+            DirectoryError::GroupNotFound(id) => {
+                ScimApiError::Scim(ScimError::not_found(format!("Group {id} not found")))
+            }
+            DirectoryError::DisplayNameTaken(_) => {
+                ScimApiError::Scim(ScimError::conflict_uniqueness(error.to_string()))
+            }
+            DirectoryError::UnknownMember(_) => ScimApiError::Scim(ScimError::bad_request(
+                ScimType::InvalidValue,
+                error.to_string(),
+            )),
             DirectoryError::VersionMismatch { .. } => ScimApiError::Scim(ScimError::new(
                 412,
                 None,
@@ -63,8 +76,17 @@ impl ScimApiError {
 impl IntoResponse for ScimApiError {
     fn into_response(self) -> Response {
         let request_id = current_request_id();
+        let retry_after = match &self {
+            ScimApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
+        };
         let error = match self {
             ScimApiError::Scim(error) => error,
+            ScimApiError::RateLimited { retry_after_secs } => ScimError::new(
+                429,
+                None,
+                format!("too many requests for this tenant; retry after {retry_after_secs} s"),
+            ),
             ScimApiError::Internal(error) => {
                 tracing::error!(error = ?error, request_id = request_id.as_deref(), "SCIM request failed");
                 ScimError::new(
@@ -85,6 +107,9 @@ impl IntoResponse for ScimApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static(SCIM_CONTENT_TYPE),
         );
+        if let Some(seconds) = retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(
                 header::WWW_AUTHENTICATE,

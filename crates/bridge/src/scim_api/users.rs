@@ -2,15 +2,14 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use scim::{
-    CompValue, CompareOp, Filter, ListQuery, Meta, ScimError, ScimType, UserResource,
-    list_response, parse_filter,
-};
+use scim::{ListQuery, Meta, ScimError, ScimType, UserResource, list_response, parse_filter};
 use serde::Deserialize;
 use serde_json::Value;
 use uuid::Uuid;
 
 use super::dead_letters::{NewDeadLetter, store_dead_letter};
+use super::query::{ResourceKind, SqlFilter, filter_to_sql, sort_expression};
+use super::respond::{Projection, base_url, if_match_version, scim_response};
 use super::service;
 use super::{SCIM_CONTENT_TYPE, ScimApiError, ScimCaller};
 use crate::app::AppState;
@@ -20,7 +19,7 @@ use crate::tenancy::TenantTx;
 
 /// Largest page a list returns, advertised as `filter.maxResults`.
 pub const MAX_PAGE_SIZE: usize = 200;
-const DEFAULT_PAGE_SIZE: usize = 100;
+pub const DEFAULT_PAGE_SIZE: usize = 100;
 
 #[derive(Deserialize)]
 pub struct UserPath {
@@ -29,19 +28,99 @@ pub struct UserPath {
     id: String,
 }
 
-#[derive(Deserialize)]
+/// Query parameters of a list, also the body of a `.search` request (RFC 7644 §3.4.3).
+#[derive(Debug, Default, Deserialize)]
 pub struct ListParams {
-    filter: Option<String>,
-    #[serde(rename = "startIndex")]
-    start_index: Option<String>,
-    count: Option<String>,
+    pub filter: Option<String>,
+    #[serde(rename = "startIndex", default, deserialize_with = "number_or_string")]
+    pub start_index: Option<String>,
+    #[serde(default, deserialize_with = "number_or_string")]
+    pub count: Option<String>,
+    pub attributes: Option<String>,
+    #[serde(rename = "excludedAttributes")]
+    pub excluded_attributes: Option<String>,
+    #[serde(rename = "sortBy")]
+    pub sort_by: Option<String>,
+    #[serde(rename = "sortOrder")]
+    pub sort_order: Option<String>,
+}
+
+/// Accepts `5` and `"5"`: query strings carry text, `.search` bodies carry JSON numbers.
+fn number_or_string<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    let value = Option::<Value>::deserialize(deserializer)?;
+    Ok(match value {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) => Some(text),
+        Some(other) => Some(other.to_string()),
+    })
+}
+
+/// Parsed list parameters shared by Users and Groups.
+pub struct ListRequest {
+    pub query: ListQuery,
+    pub filter: Option<SqlFilter>,
+    pub order_by: String,
+    pub projection: Projection,
+}
+
+impl ListParams {
+    pub fn parse(&self, kind: ResourceKind) -> Result<ListRequest, ScimError> {
+        let query = ListQuery::from_params(
+            self.start_index.as_deref(),
+            self.count.as_deref(),
+            MAX_PAGE_SIZE,
+            DEFAULT_PAGE_SIZE,
+        )?;
+        let filter = match self.filter.as_deref() {
+            Some(raw) => Some(filter_to_sql(kind, &parse_filter(raw)?, 2)?),
+            None => None,
+        };
+        let descending = match self
+            .sort_order
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("ascending") => false,
+            Some("descending") => true,
+            Some(other) => {
+                return Err(ScimError::bad_request(
+                    ScimType::InvalidValue,
+                    format!("sortOrder {other:?} is invalid: use ascending or descending"),
+                ));
+            }
+        };
+        let order_by = match self.sort_by.as_deref() {
+            Some(sort_by) => {
+                let expression = sort_expression(kind, sort_by)?;
+                if descending {
+                    format!("{expression} DESC NULLS LAST")
+                } else {
+                    format!("{expression} ASC NULLS LAST")
+                }
+            }
+            None => "r.created_at".to_owned(),
+        };
+        let projection = Projection::parse(
+            self.attributes.as_deref(),
+            self.excluded_attributes.as_deref(),
+        )?;
+        Ok(ListRequest {
+            query,
+            filter,
+            order_by,
+            projection,
+        })
+    }
 }
 
 /// The parts of a request a dead letter records.
-struct RequestInfo<'a> {
-    method: &'a Method,
-    uri: &'a Uri,
-    headers: &'a HeaderMap,
+pub struct RequestInfo<'a> {
+    pub method: &'a Method,
+    pub uri: &'a Uri,
+    pub headers: &'a HeaderMap,
 }
 
 #[utoipa::path(
@@ -90,46 +169,98 @@ pub async fn list_users(
     headers: HeaderMap,
     Query(params): Query<ListParams>,
 ) -> Result<Response, ScimApiError> {
-    let query = ListQuery::from_params(
-        params.start_index.as_deref(),
-        params.count.as_deref(),
-        MAX_PAGE_SIZE,
-        DEFAULT_PAGE_SIZE,
-    )?;
+    query_users(&state, &caller, &headers, &params).await
+}
+
+#[utoipa::path(
+    post, path = "/scim/v2/{tenant}/Users/.search", tag = "SCIM",
+    request_body(content = Object, content_type = "application/scim+json"),
+    params(("tenant" = String, Path, description = "Tenant id")),
+    responses((status = 200, description = "ListResponse"))
+)]
+pub async fn search_users(
+    State(state): State<AppState>,
+    caller: ScimCaller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ScimApiError> {
+    let params = parse_search_request(&body)?;
+    query_users(&state, &caller, &headers, &params).await
+}
+
+/// Parses a SearchRequest body (RFC 7644 §3.4.3).
+pub fn parse_search_request(body: &Bytes) -> Result<ListParams, ScimApiError> {
+    let value: Value = serde_json::from_slice(body).map_err(|error| {
+        ScimApiError::bad_request(
+            ScimType::InvalidSyntax,
+            format!("the request body is not valid JSON: {error}"),
+        )
+    })?;
+    let schemas_ok = value
+        .get("schemas")
+        .and_then(Value::as_array)
+        .is_some_and(|schemas| {
+            schemas
+                .iter()
+                .any(|schema| schema == scim::SEARCH_REQUEST_SCHEMA)
+        });
+    if !schemas_ok {
+        return Err(ScimApiError::bad_request(
+            ScimType::InvalidSyntax,
+            format!("schemas must contain {}", scim::SEARCH_REQUEST_SCHEMA),
+        ));
+    }
+    // In a body, attributes are JSON arrays rather than comma-separated text.
+    let mut fields = value.clone();
+    let mut lists = Vec::new();
+    for key in ["attributes", "excludedAttributes"] {
+        if let Some(object) = fields.as_object_mut()
+            && let Some(Value::Array(names)) = object.remove(key)
+        {
+            let names: Vec<&str> = names.iter().filter_map(Value::as_str).collect();
+            lists.push((key, names.join(",")));
+        }
+    }
+    let mut params: ListParams = serde_json::from_value(fields).map_err(|error| {
+        ScimApiError::bad_request(
+            ScimType::InvalidValue,
+            format!("invalid SearchRequest: {error}"),
+        )
+    })?;
+    for (key, names) in lists {
+        match key {
+            "attributes" => params.attributes = Some(names),
+            _ => params.excluded_attributes = Some(names),
+        }
+    }
+    Ok(params)
+}
+
+async fn query_users(
+    state: &AppState,
+    caller: &ScimCaller,
+    headers: &HeaderMap,
+    params: &ListParams,
+) -> Result<Response, ScimApiError> {
+    let request = params.parse(ResourceKind::User)?;
     let mut tx = TenantTx::begin(state.pool(), &caller.tenant).await?;
-    let (users, total) = match params.filter.as_deref() {
-        Some(raw) => {
-            let lookup = supported_lookup(&parse_filter(raw)?)?;
-            let found = match lookup {
-                Lookup::UserName(name) => directory::find_by_user_name(&mut tx, &name).await?,
-                Lookup::ExternalId(id) => directory::find_by_external_id(&mut tx, &id).await?,
-            };
-            let total = found.iter().count() as i64;
-            let page = found
-                .into_iter()
-                .skip(query.start_index - 1)
-                .take(query.count)
-                .collect();
-            (page, total)
-        }
-        None => {
-            directory::list_users(
-                &mut tx,
-                i64::try_from(query.start_index - 1).unwrap_or(i64::MAX),
-                i64::try_from(query.count).unwrap_or(i64::MAX),
-            )
-            .await?
-        }
-    };
+    let (users, total) = directory::search_users(
+        &mut tx,
+        request.filter.as_ref(),
+        &request.order_by,
+        i64::try_from(request.query.offset()).unwrap_or(i64::MAX),
+        i64::try_from(request.query.count).unwrap_or(i64::MAX),
+    )
+    .await?;
     tx.commit().await?;
     let resources = users
         .iter()
-        .map(|user| user_json(user, &headers, &caller))
+        .map(|user| request.projection.apply(user_json(user, headers, caller)))
         .collect();
     let body = list_response(
         resources,
         usize::try_from(total).unwrap_or(0),
-        query.start_index,
+        request.query.start_index,
     );
     Ok(scim_response(StatusCode::OK, &body))
 }
@@ -144,20 +275,26 @@ pub async fn get_user(
     caller: ScimCaller,
     headers: HeaderMap,
     Path(path): Path<UserPath>,
+    Query(params): Query<ListParams>,
 ) -> Result<Response, ScimApiError> {
+    let projection = Projection::parse(
+        params.attributes.as_deref(),
+        params.excluded_attributes.as_deref(),
+    )?;
     let user_id = parse_user_id(&path.id)?;
     let mut tx = TenantTx::begin(state.pool(), &caller.tenant).await?;
     let user = directory::get_user(&mut tx, user_id)
         .await?
         .ok_or_else(|| not_found(&path.id))?;
     tx.commit().await?;
-    Ok(user_response(
+    let mut response = scim_response(
         StatusCode::OK,
-        &user,
-        &headers,
-        &caller,
-        false,
-    ))
+        &projection.apply(user_json(&user, &headers, &caller)),
+    );
+    if let Ok(value) = HeaderValue::from_str(&etag(&user)) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    Ok(response)
 }
 
 #[utoipa::path(
@@ -249,38 +386,6 @@ pub async fn delete_user(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// The filters served now: equality on `userName` or `externalId`. Anything else is refused
-/// with `invalidFilter` rather than answered with an unfiltered list.
-enum Lookup {
-    UserName(String),
-    ExternalId(String),
-}
-
-fn supported_lookup(filter: &Filter) -> Result<Lookup, ScimError> {
-    if let Filter::Compare {
-        path,
-        op: CompareOp::Eq,
-        value: CompValue::String(value),
-    } = filter
-        && path.sub_attribute.is_none()
-        && path
-            .schema
-            .as_deref()
-            .is_none_or(|schema| schema.eq_ignore_ascii_case(scim::USER_SCHEMA))
-    {
-        if path.attribute.eq_ignore_ascii_case("userName") {
-            return Ok(Lookup::UserName(value.clone()));
-        }
-        if path.attribute.eq_ignore_ascii_case("externalId") {
-            return Ok(Lookup::ExternalId(value.clone()));
-        }
-    }
-    Err(ScimError::bad_request(
-        ScimType::InvalidFilter,
-        "unsupported filter: only userName eq \"…\" and externalId eq \"…\" are supported",
-    ))
-}
-
 fn parse_user_id(raw: &str) -> Result<Uuid, ScimApiError> {
     // A malformed id is answered exactly like an unknown one.
     Uuid::parse_str(raw).map_err(|_| not_found(raw))
@@ -290,30 +395,8 @@ fn not_found(id: &str) -> ScimApiError {
     ScimApiError::Scim(ScimError::not_found(format!("User {id} not found")))
 }
 
-/// Reads `If-Match` as a row version: `W/"3"`, `"3"`, or `*` (any version).
-fn if_match_version(headers: &HeaderMap) -> Result<Option<i64>, ScimApiError> {
-    let Some(value) = headers.get(header::IF_MATCH) else {
-        return Ok(None);
-    };
-    let raw = value.to_str().unwrap_or_default().trim();
-    if raw == "*" {
-        return Ok(None);
-    }
-    raw.trim_start_matches("W/")
-        .trim_matches('"')
-        .parse::<i64>()
-        .map(Some)
-        .map_err(|_| {
-            ScimApiError::Scim(ScimError::new(
-                412,
-                None,
-                format!("If-Match {raw:?} is not a version this service issued"),
-            ))
-        })
-}
-
 /// Parses the body as JSON after checking its media type. Failures are stored as dead letters.
-async fn parse_json_body(
+pub async fn parse_json_body(
     state: &AppState,
     caller: &ScimCaller,
     request: &RequestInfo<'_>,
@@ -351,7 +434,7 @@ async fn parse_json_body(
 }
 
 /// Stores payload errors of a write as dead letters before returning them.
-trait OrDeadLetter<T> {
+pub trait OrDeadLetter<T> {
     async fn or_dead_letter(
         self,
         state: &AppState,
@@ -418,19 +501,6 @@ async fn dead_letter(
     ScimApiError::Scim(error)
 }
 
-fn base_url(headers: &HeaderMap) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("localhost");
-    let scheme = headers
-        .get("x-forwarded-proto")
-        .and_then(|value| value.to_str().ok())
-        .filter(|scheme| *scheme == "https")
-        .unwrap_or("http");
-    format!("{scheme}://{host}")
-}
-
 fn user_location(user: &User, headers: &HeaderMap, caller: &ScimCaller) -> String {
     format!(
         "{}/scim/v2/{}/Users/{}",
@@ -444,7 +514,7 @@ fn etag(user: &User) -> String {
     format!("W/\"{}\"", user.version)
 }
 
-fn user_json(user: &User, headers: &HeaderMap, caller: &ScimCaller) -> Value {
+pub fn user_json(user: &User, headers: &HeaderMap, caller: &ScimCaller) -> Value {
     let meta = Meta {
         resource_type: "User".into(),
         created: user.created_at,
@@ -453,7 +523,27 @@ fn user_json(user: &User, headers: &HeaderMap, caller: &ScimCaller) -> Value {
         version: etag(user),
     };
     match UserResource::from_json(&user.resource) {
-        Ok(resource) => resource.to_json(&user.user_id.to_string(), &meta),
+        Ok(resource) => {
+            let mut json = resource.to_json(&user.user_id.to_string(), &meta);
+            // The manager's `$ref` is derived from its id, so it is never stored.
+            let manager = json
+                .get_mut(scim::ENTERPRISE_USER_SCHEMA)
+                .and_then(|extension| extension.get_mut("manager"))
+                .and_then(Value::as_object_mut);
+            if let Some(manager) = manager
+                && let Some(Value::String(id)) = manager.get("value").cloned()
+            {
+                manager.insert(
+                    "$ref".to_owned(),
+                    Value::String(format!(
+                        "{}/scim/v2/{}/Users/{id}",
+                        base_url(headers),
+                        caller.tenant
+                    )),
+                );
+            }
+            json
+        }
         Err(error) => {
             // Stored resources were validated on write; a failure here means the validation
             // rules tightened since. Serve the stored form rather than fail the read.
@@ -482,13 +572,4 @@ fn user_response(
         response.headers_mut().insert(header::LOCATION, value);
     }
     response
-}
-
-fn scim_response(status: StatusCode, body: &Value) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, SCIM_CONTENT_TYPE)],
-        body.to_string(),
-    )
-        .into_response()
 }

@@ -100,6 +100,18 @@ async fn seed_tenant(pool: &PgPool, id: &TenantId) {
             "INSERT INTO dead_letters (tenant_id, dead_letter_id, source, raw_body, errors) VALUES ($1, gen_random_uuid(), 'scim', '{', '{}')",
             vec![],
         ),
+        (
+            "INSERT INTO webhook_secrets (tenant_id, secret_id, secret) VALUES ($1, gen_random_uuid(), 'x')",
+            vec![],
+        ),
+        (
+            "INSERT INTO webhook_events (tenant_id, event_id, operation, status) VALUES ($1, 'evt-1', 'create', 'applied')",
+            vec![],
+        ),
+        (
+            "INSERT INTO role_mappings (tenant_id, source, match_value, role) VALUES ($1, 'user_type', 'sales manager', 'manager')",
+            vec![],
+        ),
     ];
     for (sql, binds) in statements {
         let mut query = sqlx::query(sql).bind(t);

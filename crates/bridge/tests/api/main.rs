@@ -7,9 +7,14 @@
 
 mod api_auth;
 mod cli;
+mod dead_letters;
 mod demo;
 mod flow;
 mod isolation;
 mod jobs;
 mod scim;
+mod scim_protocol;
+mod scim_security;
 mod support;
+mod teams;
+mod webhooks;
