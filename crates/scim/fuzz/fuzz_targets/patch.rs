@@ -39,8 +39,9 @@ fuzz_target!(|data: &[u8]| {
         object.remove("id");
         object.remove("meta");
     }
-    let reread = UserResource::from_json(&stored)
-        .unwrap_or_else(|error| panic!("stored form of a valid user failed validation: {error}; stored: {stored}"));
+    let reread = UserResource::from_json(&stored).unwrap_or_else(|error| {
+        panic!("stored form of a valid user failed validation: {error}; stored: {stored}")
+    });
     let without_password = UserResource {
         password: None,
         ..resource
