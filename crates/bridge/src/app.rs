@@ -53,8 +53,14 @@ pub type ScimRateLimiter = Arc<governor::DefaultKeyedRateLimiter<crate::tenancy:
 
 impl AppState {
     pub fn new(pool: PgPool, config: Config, jwt: JwtKeys, bus: Bus) -> anyhow::Result<AppState> {
-        let mindtickle =
-            MindTickleAccounts::new(Duration::from_secs(config.mindtickle.request_timeout_secs))?;
+        let mindtickle = MindTickleAccounts::new(
+            Duration::from_secs(config.mindtickle.request_timeout_secs),
+            crate::sync::budget::BudgetLimits {
+                per_second: config.mindtickle.requests_per_second,
+                per_minute: config.mindtickle.requests_per_minute,
+            },
+            Duration::from_millis(config.mindtickle.budget_max_wait_ms),
+        )?;
         let quota = governor::Quota::per_second(
             std::num::NonZeroU32::new(config.scim.requests_per_second)
                 .ok_or_else(|| anyhow::anyhow!("scim.requests_per_second must be at least 1"))?,
@@ -137,6 +143,7 @@ pub fn router(state: AppState) -> Router {
     let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(crate::progress::router())
         .merge(crate::readiness::router())
+        .merge(crate::sync::router())
         .merge(crate::scim_api::router())
         .merge(crate::admin::router())
         .merge(crate::webhooks::router())

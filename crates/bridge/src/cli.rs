@@ -109,6 +109,12 @@ pub enum TenantCommand {
         api_key: String,
         #[arg(long)]
         reporting_user: String,
+        /// Override of mindtickle.requests_per_second for this tenant.
+        #[arg(long)]
+        requests_per_second: Option<u32>,
+        /// Override of mindtickle.requests_per_minute for this tenant.
+        #[arg(long)]
+        requests_per_minute: Option<u32>,
     },
 }
 
@@ -614,6 +620,8 @@ async fn tenant_command(command: TenantCommand, config: Config) -> Result<(), Fa
             ls_url,
             api_key,
             reporting_user,
+            requests_per_second,
+            requests_per_minute,
         } => {
             let tenant = parse_tenant(&id)?;
             if registry.get(&tenant).await?.is_none() {
@@ -634,10 +642,24 @@ async fn tenant_command(command: TenantCommand, config: Config) -> Result<(), Fa
                 secret_key: secret("MINDTICKLE_SECRET_KEY")?.into(),
                 reporting_user,
                 reporting_password: secret("MINDTICKLE_REPORTING_PASSWORD")?.into(),
+                requests_per_second,
+                requests_per_minute,
             };
-            crate::sync::MindTickleAccounts::new(Duration::from_secs(30))?
-                .set_account(&database.pool, &tenant, &account)
-                .await?;
+            if requests_per_second == Some(0) || requests_per_minute == Some(0) {
+                return Err(Failure::Usage(
+                    "--requests-per-second and --requests-per-minute must be at least 1".into(),
+                ));
+            }
+            crate::sync::MindTickleAccounts::new(
+                Duration::from_secs(config.mindtickle.request_timeout_secs),
+                crate::sync::budget::BudgetLimits {
+                    per_second: config.mindtickle.requests_per_second,
+                    per_minute: config.mindtickle.requests_per_minute,
+                },
+                Duration::from_millis(config.mindtickle.budget_max_wait_ms),
+            )?
+            .set_account(&database.pool, &tenant, &account)
+            .await?;
             println!("MindTickle account of tenant {tenant} saved");
             Ok(())
         }

@@ -115,6 +115,13 @@ pub struct MindTickleConfig {
     pub request_timeout_secs: u64,
     /// Seconds between checks of a bulk user process.
     pub process_poll_secs: u64,
+    /// Requests per second one tenant may send to MindTickle, across all its hosts.
+    pub requests_per_second: u32,
+    /// Requests per minute one tenant may send to MindTickle.
+    pub requests_per_minute: u32,
+    /// Milliseconds a call may wait for its tenant's budget before the work is queued for the
+    /// next window instead.
+    pub budget_max_wait_ms: u64,
 }
 
 impl Default for MindTickleConfig {
@@ -122,6 +129,9 @@ impl Default for MindTickleConfig {
         MindTickleConfig {
             request_timeout_secs: 30,
             process_poll_secs: 2,
+            requests_per_second: 3,
+            requests_per_minute: 55,
+            budget_max_wait_ms: 1000,
         }
     }
 }
@@ -313,6 +323,12 @@ impl Config {
                 format!("{level:?}"),
                 &format!("a tracing filter such as info or info,bridge=debug ({error})"),
             );
+        }
+        if self.mindtickle.requests_per_second == 0 {
+            return invalid("mindtickle.requests_per_second", "0".into(), "at least 1");
+        }
+        if self.mindtickle.requests_per_minute == 0 {
+            return invalid("mindtickle.requests_per_minute", "0".into(), "at least 1");
         }
         if self.scim.requests_per_second == 0 {
             return invalid("scim.requests_per_second", "0".into(), "at least 1");

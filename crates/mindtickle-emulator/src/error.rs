@@ -8,7 +8,7 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::state::AppState;
+use crate::{routes::CONTROL_PREFIX, state::AppState};
 
 pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -84,8 +84,8 @@ pub(crate) async fn no_route() -> ApiError {
     ApiError::no_route()
 }
 
-/// Gives every response an `x-request-id`, serves injected faults before routing, and writes
-/// the JSON body of error responses.
+/// Gives every response an `x-request-id`, serves injected delays and faults before routing
+/// (except on control endpoints), and writes the JSON body of error responses.
 pub(crate) async fn request_id_and_faults(
     axum::extract::State(state): axum::extract::State<AppState>,
     request: Request,
@@ -93,7 +93,17 @@ pub(crate) async fn request_id_and_faults(
 ) -> Response {
     let request_id = uuid::Uuid::new_v4().simple().to_string();
 
-    let mut response = match state.shared.take_fault() {
+    // Control endpoints must stay reachable while a test makes every other request fail.
+    let control = request.uri().path().starts_with(CONTROL_PREFIX);
+    if !control && let Some(delay) = state.shared.take_delay() {
+        tokio::time::sleep(delay).await;
+    }
+    let fault = if control {
+        None
+    } else {
+        state.shared.take_fault()
+    };
+    let mut response = match fault {
         Some(error) => error.into_response(),
         None => next.run(request).await,
     };

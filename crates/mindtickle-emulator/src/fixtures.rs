@@ -46,6 +46,17 @@ pub struct CompanyFixture {
     /// Users that exist before any upsert.
     #[serde(default)]
     pub users: Vec<UserFixture>,
+    /// Groups that exist before any group is created over the API.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupFixture>,
+}
+
+/// A group of users. MindTickle looks groups up only by exact name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GroupFixture {
+    pub id: String,
+    pub name: String,
 }
 
 /// An API key and its secret key, as issued in the MindTickle admin console.
@@ -75,6 +86,16 @@ pub struct ModuleFixture {
     pub module_type: String,
     #[serde(default)]
     pub description: String,
+    /// Tag names served by the just-in-time module details.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Published version of the module, served by the just-in-time module details.
+    #[serde(default = "first_version")]
+    pub version: u32,
+}
+
+fn first_version() -> u32 {
+    1
 }
 
 /// A learner's state in one module; it feeds both the xAPI statements and the OData feed.
@@ -203,6 +224,18 @@ impl Fixtures {
                 }
             }
 
+            let mut group_ids = HashSet::new();
+            let mut group_names = HashSet::new();
+            for group in &company.groups {
+                if !group_ids.insert(group.id.as_str()) || !group_names.insert(group.name.as_str())
+                {
+                    return inconsistent(format!(
+                        "company {:?} lists group {:?} (id {}) twice; group ids and names must be unique",
+                        company.company_id, group.name, group.id
+                    ));
+                }
+            }
+
             let mut emails = HashSet::new();
             for user in &company.users {
                 if !emails.insert(user.email.to_ascii_lowercase()) {
@@ -214,6 +247,12 @@ impl Fixtures {
             }
         }
         Ok(())
+    }
+
+    /// Serializes the fixtures as pretty-printed JSON that [`Fixtures::from_json`] reads back.
+    pub fn to_json(&self) -> String {
+        // Plain structs, strings, numbers and maps with string keys always serialize.
+        serde_json::to_string_pretty(self).unwrap_or_default()
     }
 
     pub fn company(&self, company_id: &str) -> Option<&CompanyFixture> {

@@ -1,17 +1,20 @@
 //! A local MindTickle API for tests and demos.
 //!
 //! One [`Emulator`] serves three listeners: the global API host, the US API host and the admin
-//! host (OData reporting). Routes, auth, paging, rate limits and error bodies follow what live
+//! host (OData reporting and the `/__emulator/` test-control endpoints). Routes, auth, paging, rate limits and error bodies follow what live
 //! integrations have observed. Where the public record is silent, the emulator follows a
 //! proposed contract, marked in the route modules.
 
 mod error;
+mod faults;
 mod fixtures;
+mod generator;
 mod rate_limit;
 mod routes;
 mod state;
 
 use std::{
+    collections::BTreeMap,
     net::SocketAddr,
     sync::{Arc, Mutex, PoisonError},
     time::Duration,
@@ -22,12 +25,14 @@ use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 
 use crate::state::{AppState, Host, Shared, Urls};
 pub use crate::{
+    faults::{CompanyStats, Fault, HTTP_DATE_RETRY_SECONDS, MAX_FAULT_DELAY_MS, RetryAfter},
     fixtures::{
-        ActivityFixture, ActivityState, CompanyFixture, FixtureError, Fixtures, KeyPair,
-        ModuleFixture, Region, SeriesFixture, UserFixture, UserState, demo_fixtures,
+        ActivityFixture, ActivityState, CompanyFixture, FixtureError, Fixtures, GroupFixture,
+        KeyPair, ModuleFixture, Region, SeriesFixture, UserFixture, UserState, demo_fixtures,
     },
+    generator::{GeneratorSpec, RegionMix, UNSUPPORTED_MODULE_TYPE, generate_fixtures},
     rate_limit::RateLimitProfile,
-    state::{EmulatedUser, Fault, HTTP_DATE_RETRY_SECONDS, Options, RetryAfter},
+    state::{EmulatedUser, Options},
 };
 
 /// Addresses of the three listeners.
@@ -146,9 +151,42 @@ impl Emulator {
         self.shared.urls.admin.clone()
     }
 
-    /// Queues a fault for the next requests on any listener.
+    /// Applies a fault: queues a status or delay for the next requests on any listener, or
+    /// sets a per-company switch. A per-company fault naming an unknown company does nothing.
     pub fn inject(&self, fault: Fault) {
         self.shared.inject(fault);
+    }
+
+    /// Drops queued faults and resets every per-company switch to the [`Options`].
+    pub fn clear_faults(&self) {
+        self.shared.clear_faults();
+    }
+
+    /// Counters of every company, keyed by company id, as `GET /__emulator/stats` serves them.
+    pub fn stats(&self) -> BTreeMap<String, CompanyStats> {
+        self.shared.stats()
+    }
+
+    /// Returns how many times an upsert created a user with this email (case-insensitive) in
+    /// a company. Updates of an existing user do not count, so a value above 1 is a duplicate.
+    pub fn creation_count(&self, company_id: &str, email: &str) -> u64 {
+        let email = email.trim().to_ascii_lowercase();
+        let state = self.shared.lock();
+        state
+            .companies
+            .get(company_id)
+            .and_then(|c| c.user_creations.get(&email).copied())
+            .unwrap_or(0)
+    }
+
+    /// Returns the groups of a company, fixtures first, then those created over the API.
+    pub fn groups(&self, company_id: &str) -> Vec<GroupFixture> {
+        let state = self.shared.lock();
+        state
+            .companies
+            .get(company_id)
+            .map(|c| c.groups.clone())
+            .unwrap_or_default()
     }
 
     /// Requests attributed to a company (after authentication), including rejected ones.
@@ -166,12 +204,14 @@ impl Emulator {
         self.with_company(company_id, |c| c.token_request_count)
     }
 
-    /// Makes every token of a company expire now, as if its lifetime had passed.
+    /// Makes every token of a company expire now, as if its lifetime had passed, including
+    /// legacy JWTs whose `iat` is not later than now.
     pub fn expire_tokens(&self, company_id: &str) {
         routes::expire_tokens(&self.shared, company_id);
     }
 
-    /// Revokes every token of a company, so the API rejects them with 401.
+    /// Revokes every token of a company, so the API rejects them with 401, including legacy
+    /// JWTs whose `iat` is not later than now.
     pub fn revoke_tokens(&self, company_id: &str) {
         routes::revoke_tokens(&self.shared, company_id);
     }

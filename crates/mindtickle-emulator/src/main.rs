@@ -4,7 +4,9 @@ use std::{net::SocketAddr, path::PathBuf};
 
 use anyhow::Context as _;
 use clap::Parser;
-use mindtickle_emulator::{Emulator, Fixtures, ListenAddrs, Options, RateLimitProfile, Region};
+use mindtickle_emulator::{
+    Emulator, Fixtures, GeneratorSpec, ListenAddrs, Options, RateLimitProfile, Region,
+};
 
 /// Serves a local MindTickle API: the global API host on --listen, the admin (OData) host on
 /// the next port and the US API host on the one after.
@@ -23,6 +25,29 @@ struct Args {
     /// Serve xAPI `stored` times divided by 1000, as one live tenant does.
     #[arg(long)]
     stored_quirk: bool,
+    /// Print fixtures generated from SEED:COMPANIES:USERS (users per company) as JSON and
+    /// exit, for example 42:3:100. Save the output and serve it with --fixtures.
+    #[arg(long, value_name = "SEED:COMPANIES:USERS", value_parser = parse_generator_spec)]
+    generate: Option<GeneratorSpec>,
+}
+
+fn parse_generator_spec(value: &str) -> Result<GeneratorSpec, String> {
+    let parts: Vec<&str> = value.split(':').collect();
+    let [seed, companies, users] = parts.as_slice() else {
+        return Err(format!(
+            "expected SEED:COMPANIES:USERS, such as 42:3:100, but got {value:?}"
+        ));
+    };
+    let number = |name: &str, raw: &str| -> Result<u64, String> {
+        raw.parse()
+            .map_err(|_| format!("{name} {raw:?} is not a non-negative integer"))
+    };
+    let seed = number("SEED", seed)?;
+    let companies = usize::try_from(number("COMPANIES", companies)?)
+        .map_err(|_| "COMPANIES is too large".to_owned())?;
+    let users =
+        usize::try_from(number("USERS", users)?).map_err(|_| "USERS is too large".to_owned())?;
+    Ok(GeneratorSpec::new(seed, companies, users))
 }
 
 #[tokio::main]
@@ -33,6 +58,10 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
+    if let Some(spec) = &args.generate {
+        println!("{}", mindtickle_emulator::generate_fixtures(spec).to_json());
+        return Ok(());
+    }
 
     let fixtures = match &args.fixtures {
         Some(path) => {

@@ -14,7 +14,10 @@ use tokio::time::Instant;
 
 use crate::{
     error::ApiError,
-    fixtures::{CompanyFixture, Fixtures, Region, UserState},
+    faults::CompanySwitches,
+    fixtures::{
+        ActivityFixture, ActivityState, CompanyFixture, Fixtures, GroupFixture, Region, UserState,
+    },
     rate_limit::{RateLimitProfile, RequestLog},
 };
 
@@ -32,6 +35,10 @@ pub struct Options {
     pub stored_quirk: bool,
     /// Status for an expired bearer token. Sources disagree between 401 and 403.
     pub expired_token_status: u16,
+    /// Puts v4.0 `nextRecordsUrl` and xAPI `more` URLs on the global host for every tenant, as
+    /// MindTickle does, so a US tenant that follows them unchanged gets 500. Tests can turn it
+    /// off per company with [`crate::Fault::GlobalContinuation`].
+    pub global_continuation: bool,
 }
 
 impl Default for Options {
@@ -42,47 +49,7 @@ impl Default for Options {
             rate_limit: RateLimitProfile::Documented,
             stored_quirk: false,
             expired_token_status: 403,
-        }
-    }
-}
-
-/// A failure served to the next requests, whatever their route or host.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Fault {
-    /// The next `count` requests get `status` (429, 500 or 503 are the useful ones).
-    Status {
-        status: u16,
-        count: u32,
-        retry_after: RetryAfter,
-    },
-}
-
-/// The `Retry-After` header sent with an injected fault.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RetryAfter {
-    /// Delta seconds, for example `Retry-After: 7`.
-    Seconds(u64),
-    /// An IMF-fixdate [`HTTP_DATE_RETRY_SECONDS`] seconds after the response is sent.
-    HttpDate,
-    /// A value that is neither delta seconds nor a date.
-    Malformed,
-    /// No header.
-    Absent,
-}
-
-/// How far ahead [`RetryAfter::HttpDate`] points.
-pub const HTTP_DATE_RETRY_SECONDS: i64 = 5;
-
-impl RetryAfter {
-    fn header_value(&self) -> Option<String> {
-        match self {
-            RetryAfter::Seconds(seconds) => Some(seconds.to_string()),
-            RetryAfter::HttpDate => {
-                let at = Utc::now() + chrono::Duration::seconds(HTTP_DATE_RETRY_SECONDS);
-                Some(at.format("%a, %d %b %Y %H:%M:%S GMT").to_string())
-            }
-            RetryAfter::Malformed => Some("soon".to_owned()),
-            RetryAfter::Absent => None,
+            global_continuation: true,
         }
     }
 }
@@ -113,6 +80,14 @@ pub(crate) struct Company {
     pub request_count: u64,
     pub rejected_count: u64,
     pub token_request_count: u64,
+    pub groups: Vec<GroupFixture>,
+    /// Users created by upserts, per lower-cased email.
+    pub user_creations: BTreeMap<String, u64>,
+    pub switches: CompanySwitches,
+    /// Legacy JWTs whose `iat` (epoch seconds) is at or before this time read as expired.
+    pub jwt_expired_through: Option<f64>,
+    /// Legacy JWTs whose `iat` is at or before this time are rejected as invalid.
+    pub jwt_revoked_through: Option<f64>,
 }
 
 impl Company {
@@ -121,11 +96,52 @@ impl Company {
             .iter()
             .position(|u| u.email.eq_ignore_ascii_case(email))
     }
+
+    /// Adds a `not_started` activity row for every module of a series the learner does not
+    /// have yet, so the assignment shows in xAPI and OData.
+    fn assign_series(&mut self, series_id: &str, email: &str) -> Result<(), String> {
+        let email = email.trim();
+        let Some(index) = self.user_index(email) else {
+            return Err(format!("User not found: {email}"));
+        };
+        let email = self.users[index].email.clone();
+        let invited_at = Utc::now();
+        let fixture = &mut self.fixture;
+        let module_ids: Vec<String> = fixture
+            .modules
+            .iter()
+            .filter(|m| m.series_id == series_id)
+            .map(|m| m.id.clone())
+            .collect();
+        for module_id in module_ids {
+            let assigned = fixture
+                .activity
+                .iter()
+                .any(|row| row.module_id == module_id && row.email.eq_ignore_ascii_case(&email));
+            if !assigned {
+                fixture.activity.push(ActivityFixture {
+                    email: email.clone(),
+                    module_id,
+                    state: ActivityState::NotStarted,
+                    percent_completed: 0.0,
+                    score: None,
+                    max_score: None,
+                    invited_at: Some(invited_at),
+                    started_at: None,
+                    completed_at: None,
+                    is_overdue: false,
+                    has_failed: false,
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 pub(crate) struct Token {
     pub company_id: String,
     pub host: Host,
+    pub issued_at: Instant,
     pub expires_at: Instant,
 }
 
@@ -145,6 +161,11 @@ pub(crate) enum ProcessAction {
     Deactivate {
         emails: Vec<String>,
         ids: Vec<String>,
+    },
+    /// Assigns every module of a series to learners, keyed by email.
+    Assign {
+        series_id: String,
+        emails: Vec<String>,
     },
 }
 
@@ -177,8 +198,10 @@ pub(crate) struct State {
     /// In creation order, so changes apply in the order they were requested.
     pub processes: Vec<Process>,
     pub faults: VecDeque<ApiError>,
+    pub delays: VecDeque<Duration>,
     next_user_seq: u64,
     next_process_seq: u64,
+    next_group_seq: u64,
 }
 
 /// Base URLs of the three listeners.
@@ -187,6 +210,16 @@ pub(crate) struct Urls {
     pub api_global: String,
     pub api_us: String,
     pub admin: String,
+}
+
+impl Urls {
+    pub fn of(&self, host: Host) -> &str {
+        match host {
+            Host::Api(Region::Global) => &self.api_global,
+            Host::Api(Region::Us) => &self.api_us,
+            Host::Admin => &self.admin,
+        }
+    }
 }
 
 pub(crate) struct Shared {
@@ -205,6 +238,7 @@ pub(crate) struct AppState {
 // MindTickle's and repeat from run to run.
 const USER_ID_BASE: u64 = 1_590_000_000_000_000_000;
 const PROCESS_ID_BASE: u64 = 1_720_000_000_000_000_000;
+const GROUP_ID_BASE: u64 = 1_830_000_000_000_000_000;
 
 impl Shared {
     pub fn new(fixtures: Fixtures, options: Options, urls: Urls) -> Shared {
@@ -225,12 +259,17 @@ impl Shared {
                     })
                     .collect();
                 let company = Company {
-                    fixture,
                     users,
                     requests: RequestLog::default(),
                     request_count: 0,
                     rejected_count: 0,
                     token_request_count: 0,
+                    groups: fixture.groups.clone(),
+                    user_creations: BTreeMap::new(),
+                    switches: CompanySwitches::new(options.global_continuation),
+                    jwt_expired_through: None,
+                    jwt_revoked_through: None,
+                    fixture,
                 };
                 (company.fixture.company_id.clone(), company)
             })
@@ -243,8 +282,10 @@ impl Shared {
                 tokens: HashMap::new(),
                 processes: Vec::new(),
                 faults: VecDeque::new(),
+                delays: VecDeque::new(),
                 next_user_seq: 1,
                 next_process_seq: 1,
+                next_group_seq: 1,
             }),
         }
     }
@@ -256,39 +297,6 @@ impl Shared {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         state.settle(Instant::now(), self.options.process_delay);
         state
-    }
-
-    pub fn inject(&self, fault: Fault) {
-        let Fault::Status {
-            status,
-            count,
-            retry_after,
-        } = fault;
-        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let message = match status {
-            StatusCode::TOO_MANY_REQUESTS => "API rate limit exceeded",
-            StatusCode::SERVICE_UNAVAILABLE => "Service temporarily unavailable",
-            _ => "An unexpected error occurred",
-        };
-        let mut state = self.lock();
-        for _ in 0..count {
-            let error = ApiError::new(status, message).with_retry_after(retry_after.header_value());
-            state.faults.push_back(error);
-        }
-    }
-
-    pub fn take_fault(&self) -> Option<ApiError> {
-        let mut state = self.lock();
-        let mut error = state.faults.pop_front()?;
-        // An HTTP date must be computed when the response is sent, not when the fault was queued.
-        if error
-            .retry_after
-            .as_deref()
-            .is_some_and(|v| v.ends_with(" GMT"))
-        {
-            error.retry_after = RetryAfter::HttpDate.header_value();
-        }
-        Some(error)
     }
 
     /// Counts a request against a company's budget, rejecting it with 429 over the limit.
@@ -332,6 +340,26 @@ impl State {
         id
     }
 
+    /// Returns the group with this exact name, creating it first if the company has none.
+    pub fn find_or_create_group(&mut self, company_id: &str, name: &str) -> Option<GroupFixture> {
+        let State {
+            companies,
+            next_group_seq,
+            ..
+        } = self;
+        let company = companies.get_mut(company_id)?;
+        if let Some(group) = company.groups.iter().find(|g| g.name == name) {
+            return Some(group.clone());
+        }
+        let group = GroupFixture {
+            id: (GROUP_ID_BASE + *next_group_seq).to_string(),
+            name: name.to_owned(),
+        };
+        *next_group_seq += 1;
+        company.groups.push(group.clone());
+        Some(group)
+    }
+
     /// Reports a process as queued for the first half of the delay and in progress for the
     /// second half; finished processes report their outcome.
     pub fn process_state(&self, process: &Process, delay: Duration) -> ProcessState {
@@ -348,6 +376,13 @@ impl State {
             if process.outcome.is_some() || now.duration_since(process.created_at) < delay {
                 continue;
             }
+            let stalled = self
+                .companies
+                .get(&process.company_id)
+                .is_some_and(|c| c.switches.stalled);
+            if stalled {
+                continue;
+            }
             let company_id = process.company_id.clone();
             let action = process.action.clone();
             let outcome = self.apply(&company_id, &action);
@@ -362,9 +397,22 @@ impl State {
     ) -> (ProcessState, Vec<ProcessError>) {
         let mut errors = Vec::new();
         let mut applied = 0usize;
+        let mut injected_failure = false;
         match action {
             ProcessAction::Upsert(writes) => {
                 for write in writes {
+                    let failing = self
+                        .companies
+                        .get(company_id)
+                        .is_some_and(|c| c.switches.fails_email(&write.email));
+                    if failing {
+                        injected_failure = true;
+                        errors.push(ProcessError {
+                            email: write.email.clone(),
+                            message: format!("Failed to save user {}", write.email.trim()),
+                        });
+                        continue;
+                    }
                     match self.upsert_user(company_id, write) {
                         Ok(()) => applied += 1,
                         Err(message) => errors.push(ProcessError {
@@ -403,8 +451,24 @@ impl State {
                     }
                 }
             }
+            ProcessAction::Assign { series_id, emails } => {
+                let Some(company) = self.companies.get_mut(company_id) else {
+                    return (ProcessState::Failed, errors);
+                };
+                for email in emails {
+                    match company.assign_series(series_id, email) {
+                        Ok(()) => applied += 1,
+                        Err(message) => errors.push(ProcessError {
+                            email: email.clone(),
+                            message,
+                        }),
+                    }
+                }
+            }
         }
-        let state = if applied == 0 && !errors.is_empty() {
+        // NOTE: proposed behaviour. An injected email failure fails the whole process even when
+        // other entries were applied, so a client cannot read SUCCESS and miss the error.
+        let state = if injected_failure || (applied == 0 && !errors.is_empty()) {
             ProcessState::Failed
         } else {
             ProcessState::Success
@@ -442,19 +506,25 @@ impl State {
                     user.user_state = user_state;
                 }
             }
-            None => company.users.push(EmulatedUser {
-                id: {
-                    *next_user_seq += 1;
-                    (USER_ID_BASE + *next_user_seq - 1).to_string()
-                },
-                email: email.to_owned(),
-                name: write.name.clone(),
-                // NOTE: real MindTickle may create users as ADDED until they first sign in. The
-                // emulator makes them ACTIVE, so their assigned progress is visible at once.
-                user_state: write.user_state.unwrap_or(UserState::Active),
-                group_ids: write.group_ids.clone().unwrap_or_default(),
-                profile: write.profile.clone().unwrap_or_default(),
-            }),
+            None => {
+                *company
+                    .user_creations
+                    .entry(email.to_ascii_lowercase())
+                    .or_default() += 1;
+                company.users.push(EmulatedUser {
+                    id: {
+                        *next_user_seq += 1;
+                        (USER_ID_BASE + *next_user_seq - 1).to_string()
+                    },
+                    email: email.to_owned(),
+                    name: write.name.clone(),
+                    // NOTE: real MindTickle may create users as ADDED until they first sign in. The
+                    // emulator makes them ACTIVE, so their assigned progress is visible at once.
+                    user_state: write.user_state.unwrap_or(UserState::Active),
+                    group_ids: write.group_ids.clone().unwrap_or_default(),
+                    profile: write.profile.clone().unwrap_or_default(),
+                });
+            }
         }
         Ok(())
     }

@@ -5,7 +5,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use futures::TryStreamExt;
+use reqwest::{Method, RequestBuilder, StatusCode, header::HeaderMap};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::json;
@@ -15,31 +16,39 @@ use tracing::instrument;
 use crate::{
     config::TenantConfig,
     error::Error,
+    gate::RequestGate,
     model::{
         CourseProgress, LearnerModulePerformance, Module, ProcessError, ProcessId, ProcessState,
-        ProcessStatusReport, Series, Statement, User, UserUpsert, WireStatement,
+        ProcessStatusReport, Series, Statement, User, UserUpsert,
     },
     progress::{self, Catalog},
+    retry::RetryPolicy,
     token::{CachedToken, Clock, SystemClock, TokenSlot},
 };
 
-/// Upper bound of every request, on top of whatever the shared `reqwest::Client` sets.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default upper bound of each attempt of a request, from sending to the end of the body.
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// MindTickle's bulk user calls take at most this many users or emails.
-const MAX_BATCH: usize = 100;
-/// MindTickle's default page of the user search; the maximum is not documented.
-const USER_PAGE_SIZE: usize = 50;
-/// MindTickle rejects larger statement pages with 400.
-const STATEMENT_PAGE_SIZE: usize = 20;
-/// Stops a listing whose continuation links never end.
-const MAX_PAGES: usize = 1000;
+pub(crate) const MAX_BATCH: usize = 100;
 /// How long the series and module catalog is reused by `learner_progress`.
 const CATALOG_TTL: Duration = Duration::from_secs(15 * 60);
 
-/// A MindTickle client for one tenant. Clones share the token and catalog caches.
+/// A MindTickle client for one tenant. Clones share the token and catalog caches. The retry
+/// policy, request gate and timeout belong to each handle, so a clone changed by the `with_`
+/// methods keeps sharing the caches of the original.
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
+    retry: RetryPolicy,
+    gate: Option<Arc<dyn RequestGate>>,
+    request_timeout: Duration,
+}
+
+/// A response read to its end, so a retry covers a body that failed halfway.
+pub(crate) struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Vec<u8>,
 }
 
 struct Inner {
@@ -57,6 +66,9 @@ impl std::fmt::Debug for Client {
         f.debug_struct("Client")
             .field("api_base", &self.inner.api_base)
             .field("ls_url", &self.inner.config.ls_url)
+            .field("retry", &self.retry)
+            .field("gate", &self.gate.is_some())
+            .field("request_timeout", &self.request_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -80,26 +92,9 @@ struct ProcessIdsResponse {
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct UserPage {
-    #[serde(default)]
-    users: Vec<User>,
-    #[serde(default)]
-    next_records_url: Option<String>,
-}
-
-#[derive(Deserialize)]
 struct Hits<T> {
     #[serde(default = "Vec::new")]
     hits: Vec<T>,
-}
-
-#[derive(Deserialize)]
-struct StatementPage {
-    #[serde(default)]
-    statements: Vec<WireStatement>,
-    #[serde(default)]
-    more: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -124,6 +119,8 @@ struct StatusResponse {
 }
 
 impl Client {
+    /// Builds a client with the default [`RetryPolicy`], no request gate and a 30 s timeout
+    /// per attempt.
     pub fn new(http: reqwest::Client, config: TenantConfig) -> Client {
         Client::with_clock(http, config, Arc::new(SystemClock))
     }
@@ -146,11 +143,39 @@ impl Client {
                 token: TokenSlot::default(),
                 catalog: Mutex::new(None),
             }),
+            retry: RetryPolicy::default(),
+            gate: None,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
         }
+    }
+
+    /// Replaces the bounds of the client's retries of 5xx responses, timeouts and failed
+    /// connections.
+    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Client {
+        self.retry = policy;
+        self
+    }
+
+    /// Makes every request wait for `gate` first; see [`RequestGate`] for the contract.
+    pub fn with_request_gate(mut self, gate: Arc<dyn RequestGate>) -> Client {
+        self.gate = Some(gate);
+        self
+    }
+
+    /// Replaces the 30 s upper bound of each attempt, from sending the request to reading the
+    /// end of its body. A shorter timeout of the `reqwest::Client` still applies.
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Client {
+        self.request_timeout = timeout;
+        self
     }
 
     /// Creates or updates users keyed by email, in batches of at most 100. The changes apply
     /// asynchronously; poll [`Client::process_status`] with the returned ids.
+    ///
+    /// A batch that timed out may still have been applied, and the client then sends it
+    /// again. That is safe because MindTickle matches users by email (case-insensitively):
+    /// the repeat updates the user the first request created, and only its process id is
+    /// lost. The returned ids are those of the attempts that received a response.
     #[instrument(skip_all, fields(ls_url = %self.inner.config.ls_url, users = users.len()))]
     pub async fn upsert_users(&self, users: &[UserUpsert]) -> Result<Vec<ProcessId>, Error> {
         let mut process_ids = Vec::new();
@@ -178,6 +203,9 @@ impl Client {
     }
 
     /// Deactivates users by email, in batches of at most 100. Applies asynchronously.
+    ///
+    /// Like [`Client::upsert_users`] this is safe to send twice: deactivating a deactivated
+    /// user changes nothing, and an unknown email creates no user.
     #[instrument(skip_all, fields(ls_url = %self.inner.config.ls_url, users = emails.len()))]
     pub async fn deactivate_users(&self, emails: &[String]) -> Result<Vec<ProcessId>, Error> {
         let mut process_ids = Vec::new();
@@ -218,41 +246,11 @@ impl Client {
         Ok(report)
     }
 
-    /// Finds users by email, following continuation pages.
+    /// Finds users by email, following continuation pages. Collects
+    /// [`Client::users_by_email_stream`].
     #[instrument(skip_all, fields(ls_url = %self.inner.config.ls_url, emails = emails.len()))]
     pub async fn find_users_by_email(&self, emails: &[String]) -> Result<Vec<User>, Error> {
-        let mut users = Vec::new();
-        for batch in emails.chunks(MAX_BATCH) {
-            let body = json!({ "emails": batch });
-            let url = self.api_url("/services/data/v4.0/mtobjects/Users");
-            let limit = USER_PAGE_SIZE.to_string();
-            let mut page: UserPage = self
-                .call_json("user search", |http| {
-                    http.post(&url)
-                        .query(&[("limit", limit.as_str())])
-                        .json(&body)
-                })
-                .await?;
-            let mut pages = 1;
-            loop {
-                users.append(&mut page.users);
-                let Some(next) = page.next_records_url.filter(|u| !u.is_empty()) else {
-                    break;
-                };
-                if pages >= MAX_PAGES {
-                    return Err(Error::TooManyPages {
-                        what: "user search",
-                        pages,
-                    });
-                }
-                let next = self.repoint(&next, &self.inner.api_base, "user search")?;
-                page = self
-                    .call_json("user search", |http| http.get(&next))
-                    .await?;
-                pages += 1;
-            }
-        }
-        Ok(users)
+        self.users_by_email_stream(emails).try_collect().await
     }
 
     /// Lists the company's series.
@@ -273,38 +271,11 @@ impl Client {
         Ok(page.hits)
     }
 
-    /// Reads a learner's whole xAPI history, following `more` links.
+    /// Reads a learner's whole xAPI history, following `more` links. Collects
+    /// [`Client::statements_stream`].
     #[instrument(skip_all, fields(ls_url = %self.inner.config.ls_url))]
     pub async fn learner_statements(&self, email: &str) -> Result<Vec<Statement>, Error> {
-        let agent = json!({ "mbox": format!("mailto:{email}") }).to_string();
-        let limit = STATEMENT_PAGE_SIZE.to_string();
-        let url = self.api_url("/services/data/v4.0/xapi/statements");
-        let mut page: StatementPage = self
-            .call_json("xAPI statements", |http| {
-                http.get(&url)
-                    .query(&[("agent", agent.as_str()), ("limit", limit.as_str())])
-            })
-            .await?;
-
-        let mut statements = Vec::new();
-        let mut pages = 1;
-        loop {
-            statements.extend(page.statements.drain(..).map(Statement::from));
-            let Some(more) = page.more.filter(|m| !m.is_empty()) else {
-                break;
-            };
-            if pages >= MAX_PAGES {
-                return Err(Error::TooManyPages {
-                    what: "xAPI statements",
-                    pages,
-                });
-            }
-            let more = self.repoint(&more, &self.inner.api_base, "xAPI statements")?;
-            page = self
-                .call_json("xAPI statements", |http| http.get(&more))
-                .await?;
-            pages += 1;
-        }
+        let statements: Vec<Statement> = self.statements_stream(email).try_collect().await?;
         tracing::debug!(statements = statements.len(), "read learner statements");
         Ok(statements)
     }
@@ -335,7 +306,7 @@ impl Client {
             let Some(next) = page.next.filter(|n| !n.is_empty()) else {
                 break;
             };
-            if pages >= MAX_PAGES {
+            if pages >= crate::paging::MAX_PAGES {
                 return Err(Error::TooManyPages {
                     what: "OData performance",
                     pages,
@@ -376,13 +347,28 @@ impl Client {
         Ok(catalog)
     }
 
-    fn api_url(&self, path: &str) -> String {
+    pub(crate) fn api_url(&self, path: &str) -> String {
         format!("{}{}", self.inner.api_base, path)
+    }
+
+    /// Regional REST host of the tenant, without a trailing slash.
+    pub(crate) fn api_base(&self) -> &str {
+        &self.inner.api_base
+    }
+
+    /// Learning-site host of the tenant, the one tenant label that is safe to log.
+    pub(crate) fn ls_url(&self) -> &str {
+        &self.inner.config.ls_url
     }
 
     /// Moves a continuation URL onto `base`, keeping its path and query. MindTickle returns
     /// these on the global host even for US tenants, and the global host fails them with 500.
-    fn repoint(&self, link: &str, base: &str, what: &'static str) -> Result<String, Error> {
+    pub(crate) fn repoint(
+        &self,
+        link: &str,
+        base: &str,
+        what: &'static str,
+    ) -> Result<String, Error> {
         let parsed = url::Url::parse(link)
             .or_else(|_| url::Url::parse(&format!("{base}/")).and_then(|b| b.join(link)))
             .map_err(|e| Error::decode(what, format!("invalid continuation link {link:?}: {e}")))?;
@@ -395,28 +381,29 @@ impl Client {
     }
 
     /// Sends an authenticated API request and decodes its JSON body.
-    async fn call_json<T: DeserializeOwned>(
+    pub(crate) async fn call_json<T: DeserializeOwned>(
         &self,
         what: &'static str,
         build: impl Fn(&reqwest::Client) -> RequestBuilder,
     ) -> Result<T, Error> {
-        let response = self.call(&build).await?;
-        decode(what, response).await
+        let reply = self.call(what, &build).await?;
+        decode(what, &reply)
     }
 
     /// Sends a request with the bearer token, re-authenticating once on 401, and on 403 when
     /// the token is old enough that the 403 most likely means it expired.
     async fn call(
         &self,
+        what: &'static str,
         build: &impl Fn(&reqwest::Client) -> RequestBuilder,
-    ) -> Result<Response, Error> {
+    ) -> Result<Reply, Error> {
         let token = self.token().await?;
-        let response = self.send_with(build, &token).await?;
-        let status = response.status();
-        let retry = status == StatusCode::UNAUTHORIZED
+        let reply = self.send_with(what, build, &token).await?;
+        let status = reply.status;
+        let reauthenticate = status == StatusCode::UNAUTHORIZED
             || (status == StatusCode::FORBIDDEN && token.is_aged(self.inner.clock.now()));
-        if !retry {
-            return check_status(response).await;
+        if !reauthenticate {
+            return check_status(reply);
         }
 
         tracing::info!(
@@ -424,21 +411,19 @@ impl Client {
             "token rejected; re-authenticating once"
         );
         let token = self.replace_token(&token).await?;
-        let response = self.send_with(build, &token).await?;
-        check_status(response).await
+        let reply = self.send_with(what, build, &token).await?;
+        check_status(reply)
     }
 
     async fn send_with(
         &self,
+        what: &'static str,
         build: &impl Fn(&reqwest::Client) -> RequestBuilder,
         token: &CachedToken,
-    ) -> Result<Response, Error> {
-        build(&self.inner.http)
-            .bearer_auth(token.value.expose_secret())
-            .timeout(REQUEST_TIMEOUT)
-            .send()
-            .await
-            .map_err(Error::from_reqwest)
+    ) -> Result<Reply, Error> {
+        let with_token =
+            |http: &reqwest::Client| build(http).bearer_auth(token.value.expose_secret());
+        self.send(what, &with_token).await
     }
 
     async fn reporting_call(
@@ -446,18 +431,113 @@ impl Client {
         build: impl Fn(&reqwest::Client) -> RequestBuilder,
     ) -> Result<ODataPage, Error> {
         let config = &self.inner.config;
-        let response = build(&self.inner.http)
-            .basic_auth(
+        let with_login = |http: &reqwest::Client| {
+            build(http).basic_auth(
                 &config.reporting_user,
                 Some(config.reporting_password.expose_secret()),
             )
-            .timeout(REQUEST_TIMEOUT)
-            .send()
-            .await
-            .map_err(Error::from_reqwest)?;
-        let response = check_status(response).await?;
-        let envelope: ODataEnvelope = decode("OData performance", response).await?;
+        };
+        let reply = self.send("OData performance", &with_login).await?;
+        let reply = check_status(reply)?;
+        let envelope: ODataEnvelope = decode("OData performance", &reply)?;
         Ok(envelope.d)
+    }
+
+    /// Sends one request through the gate and retries its transient failures by the retry
+    /// policy. Returns the reply of any status except 429 and 5xx, which become errors, so
+    /// callers can still act on 401 and 403.
+    async fn send(
+        &self,
+        what: &'static str,
+        build: &impl Fn(&reqwest::Client) -> RequestBuilder,
+    ) -> Result<Reply, Error> {
+        let mut attempt: u32 = 1;
+        loop {
+            self.pass_gate().await?;
+            let error = match self.send_once(build).await {
+                Ok(reply) if reply.status == StatusCode::TOO_MANY_REQUESTS => {
+                    let error = check_status(reply)
+                        .err()
+                        .unwrap_or(Error::RateLimited { retry_after: None });
+                    if let (Error::RateLimited { retry_after }, Some(gate)) = (&error, &self.gate) {
+                        gate.on_rate_limited(*retry_after);
+                    }
+                    return Err(error);
+                }
+                Ok(reply) if reply.status.is_server_error() => {
+                    Error::from_response(reply.status, &reply.headers, &reply.body)
+                }
+                Ok(reply) => return Ok(reply),
+                Err(error) if error.is_transient() => error,
+                Err(error) => return Err(error),
+            };
+            if attempt > self.retry.max_retries {
+                tracing::warn!(
+                    ls_url = %self.inner.config.ls_url,
+                    request = what,
+                    attempts = attempt,
+                    failure = transient_kind(&error),
+                    "MindTickle request failed on every attempt; giving up"
+                );
+                return Err(error);
+            }
+            let delay = self.retry.backoff(attempt);
+            // Only the status or error kind is logged: server messages and URLs may contain
+            // learner emails.
+            tracing::warn!(
+                ls_url = %self.inner.config.ls_url,
+                request = what,
+                attempt,
+                max_attempts = self.retry.max_retries.saturating_add(1),
+                failure = transient_kind(&error),
+                delay_ms = delay.as_millis() as u64,
+                "MindTickle request failed transiently; retrying"
+            );
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
+
+    /// Waits for the request gate, if any, and turns its rejection into an error.
+    async fn pass_gate(&self) -> Result<(), Error> {
+        let Some(gate) = &self.gate else {
+            return Ok(());
+        };
+        gate.acquire().await.map_err(|rejected| {
+            tracing::info!(
+                ls_url = %self.inner.config.ls_url,
+                "request budget exhausted; MindTickle request not sent"
+            );
+            Error::BudgetExhausted {
+                not_before: rejected.not_before,
+            }
+        })
+    }
+
+    /// Sends one attempt and reads its whole body within the request timeout. The timeout is
+    /// enforced here instead of through `RequestBuilder::timeout`, which would replace the
+    /// timeout of the shared `reqwest::Client` instead of adding to it.
+    async fn send_once(
+        &self,
+        build: &impl Fn(&reqwest::Client) -> RequestBuilder,
+    ) -> Result<Reply, Error> {
+        let exchange = async {
+            let response = build(&self.inner.http)
+                .send()
+                .await
+                .map_err(Error::from_reqwest)?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let body = response.bytes().await.map_err(Error::from_reqwest)?;
+            Ok(Reply {
+                status,
+                headers,
+                body: body.into(),
+            })
+        };
+        tokio::time::timeout(self.request_timeout, exchange)
+            .await
+            .unwrap_or(Err(Error::Timeout))
     }
 
     /// Returns the cached token, fetching one when none is cached or it is due for refresh.
@@ -497,17 +577,14 @@ impl Client {
             "secret_key": config.secret_key.expose_secret(),
             "ls_url": config.ls_url,
         });
+        let url = self.api_url("/services/data/auth_token");
         let issued_at = self.inner.clock.now();
-        let response = self
-            .inner
-            .http
-            .request(Method::POST, self.api_url("/services/data/auth_token"))
-            .json(&body)
-            .timeout(REQUEST_TIMEOUT)
-            .send()
-            .await
-            .map_err(Error::from_reqwest)?;
-        let response = match check_status(response).await {
+        let reply = self
+            .send("token", &|http: &reqwest::Client| {
+                http.request(Method::POST, &url).json(&body)
+            })
+            .await?;
+        let reply = match check_status(reply) {
             Err(Error::Api {
                 status: 404,
                 message,
@@ -525,7 +602,7 @@ impl Client {
             }
             other => other?,
         };
-        let token: TokenResponse = decode("token", response).await?;
+        let token: TokenResponse = decode("token", &reply)?;
         tracing::debug!(expires_in = token.expires_in, "obtained MindTickle token");
         Ok(CachedToken {
             value: SecretString::from(token.token),
@@ -550,26 +627,36 @@ fn parse_process_state(id: &ProcessId, raw: &str) -> ProcessState {
     }
 }
 
-/// Passes a success response through, and turns any other into an [`Error`].
-async fn check_status(response: Response) -> Result<Response, Error> {
-    let status = response.status();
+/// Passes a success reply through, and turns any other into an [`Error`].
+fn check_status(reply: Reply) -> Result<Reply, Error> {
+    let status = reply.status;
     if status.is_success() {
-        return Ok(response);
+        return Ok(reply);
     }
-    let headers = response.headers().clone();
-    let body = response.bytes().await.map_err(Error::from_reqwest)?;
-    let error = Error::from_response(status, &headers, &body);
+    let error = Error::from_response(status, &reply.headers, &reply.body);
     tracing::warn!(
         status = status.as_u16(),
-        request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok()),
+        request_id = reply
+            .headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok()),
         "MindTickle request failed"
     );
     Err(error)
 }
 
-async fn decode<T: DeserializeOwned>(what: &'static str, response: Response) -> Result<T, Error> {
-    let body = response.bytes().await.map_err(Error::from_reqwest)?;
-    serde_json::from_slice(&body).map_err(|e| Error::decode(what, e))
+fn decode<T: DeserializeOwned>(what: &'static str, reply: &Reply) -> Result<T, Error> {
+    serde_json::from_slice(&reply.body).map_err(|e| Error::decode(what, e))
+}
+
+/// Names a transient failure for logs without its message, which may quote request data.
+fn transient_kind(error: &Error) -> String {
+    match error {
+        Error::Api { status, .. } => format!("status {status}"),
+        Error::Timeout => "timeout".to_owned(),
+        Error::Transport(error) if error.is_connect() => "connection failed".to_owned(),
+        _ => "transport error".to_owned(),
+    }
 }
 
 /// Percent-encodes an id for use as one path segment.

@@ -1,6 +1,6 @@
 //! Errors of MindTickle calls and the parsing of `Retry-After`.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
 use reqwest::{StatusCode, header::HeaderMap};
@@ -10,6 +10,9 @@ use reqwest::{StatusCode, header::HeaderMap};
 pub enum Error {
     /// Too many requests (429). `retry_after` comes from `Retry-After` (delta seconds or an
     /// HTTP date). It is `None` when the header is missing or malformed, so the caller picks its own backoff.
+    ///
+    /// The client never retries a 429 itself: it returns this error on the first one, so the
+    /// caller's per-tenant budget decides when to try again.
     #[error("MindTickle rate limit exceeded (429); retry after {retry_after:?} or back off")]
     RateLimited { retry_after: Option<Duration> },
 
@@ -48,25 +51,49 @@ pub enum Error {
     /// A listing kept returning continuation links past the page limit.
     #[error("MindTickle {what} listing still had more pages after {pages}; stopped reading")]
     TooManyPages { what: &'static str, pages: usize },
+
+    /// The client's [`RequestGate`](crate::RequestGate) rejected a request, so it was not
+    /// sent. `not_before` is the gate's estimate of when the budget admits requests again.
+    #[error(
+        "the tenant's MindTickle request budget is exhausted; request not sent, retry after \
+         {not_before:?}"
+    )]
+    BudgetExhausted { not_before: Option<SystemTime> },
 }
 
 impl Error {
-    /// Returns true for failures that may pass on their own: 429, 5xx, timeouts and failed
-    /// connections.
+    /// Returns true for failures that may pass on their own: 429, an exhausted request
+    /// budget, 5xx, timeouts and failed connections. The client has already retried 5xx,
+    /// timeouts and failed connections by its [`RetryPolicy`](crate::RetryPolicy), so a caller
+    /// that retries these should wait longer than the policy does.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::RateLimited { .. } | Error::Timeout => true,
-            Error::Api { status, .. } => *status >= 500,
-            Error::Transport(error) => error.is_connect() || error.is_timeout(),
-            Error::Unauthorized { .. } | Error::Decode { .. } | Error::TooManyPages { .. } => false,
+            Error::RateLimited { .. } | Error::BudgetExhausted { .. } => true,
+            _ => self.is_transient(),
         }
     }
 
+    /// True for the failures the client retries itself: 5xx, timeouts and failed connections.
+    pub(crate) fn is_transient(&self) -> bool {
+        match self {
+            Error::Timeout => true,
+            Error::Api { status, .. } => *status >= 500,
+            Error::Transport(error) => error.is_connect() || error.is_timeout(),
+            Error::RateLimited { .. }
+            | Error::BudgetExhausted { .. }
+            | Error::Unauthorized { .. }
+            | Error::Decode { .. }
+            | Error::TooManyPages { .. } => false,
+        }
+    }
+
+    /// Wraps a reqwest error without its URL, because query strings carry learner emails
+    /// and errors end up in logs and job records.
     pub(crate) fn from_reqwest(error: reqwest::Error) -> Error {
         if error.is_timeout() {
             Error::Timeout
         } else {
-            Error::Transport(error)
+            Error::Transport(error.without_url())
         }
     }
 

@@ -26,6 +26,9 @@ pub struct UserResource {
     pub emails: Vec<MultiValue>,
     pub phone_numbers: Vec<MultiValue>,
     pub title: Option<String>,
+    pub nick_name: Option<String>,
+    /// A URL of the user's online profile.
+    pub profile_url: Option<String>,
     pub user_type: Option<String>,
     pub preferred_language: Option<String>,
     pub locale: Option<String>,
@@ -114,6 +117,8 @@ impl fmt::Debug for UserResource {
             .field("emails", &self.emails)
             .field("phone_numbers", &self.phone_numbers)
             .field("title", &self.title)
+            .field("nick_name", &self.nick_name)
+            .field("profile_url", &self.profile_url)
             .field("user_type", &self.user_type)
             .field("preferred_language", &self.preferred_language)
             .field("locale", &self.locale)
@@ -308,6 +313,8 @@ impl UserResource {
             emails: core.multi_valued("emails")?,
             phone_numbers: core.multi_valued("phoneNumbers")?,
             title: core.string("title")?,
+            nick_name: core.string("nickName")?,
+            profile_url: core.string("profileUrl")?,
             user_type: core.string("userType")?,
             preferred_language: core.string("preferredLanguage")?,
             locale: core.string("locale")?,
@@ -331,6 +338,8 @@ impl UserResource {
         }
         insert_optional(&mut object, "displayName", &self.display_name);
         insert_optional(&mut object, "title", &self.title);
+        insert_optional(&mut object, "nickName", &self.nick_name);
+        insert_optional(&mut object, "profileUrl", &self.profile_url);
         insert_optional(&mut object, "userType", &self.user_type);
         insert_optional(&mut object, "preferredLanguage", &self.preferred_language);
         insert_optional(&mut object, "locale", &self.locale);

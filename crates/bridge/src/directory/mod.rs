@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::events::{self, EventType};
 use crate::jobs::{self, JobSpec};
-use crate::sync::{PUSH_USER_JOB, REMOVE_USER_JOB};
+use crate::sync::{PUSH_PENDING_JOB, REMOVE_USER_JOB};
 use crate::tenancy::TenantTx;
 
 /// A user of the tenant's directory.
@@ -130,6 +130,9 @@ fn map_unique(error: sqlx::Error, user_name: &str) -> DirectoryError {
     DirectoryError::Database(error)
 }
 
+/// The key of a tenant's one pending batch-push job: any number of changes before it runs share it.
+pub const PUSH_BATCH_KEY: &str = "batch";
+
 async fn after_change(
     tx: &mut TenantTx,
     user: &User,
@@ -150,9 +153,9 @@ async fn after_change(
     jobs::enqueue(
         tx,
         JobSpec {
-            kind: PUSH_USER_JOB,
-            payload: json!({ "user_id": user.user_id }),
-            key: Some(user.user_id.to_string()),
+            kind: PUSH_PENDING_JOB,
+            payload: json!({}),
+            key: Some(PUSH_BATCH_KEY.to_owned()),
             run_at: None,
         },
         max_attempts,
@@ -167,10 +170,27 @@ pub async fn create_user(
     max_attempts: i32,
 ) -> Result<User, DirectoryError> {
     let tenant = tx.tenant().as_str().to_owned();
+    // One statement writes the user, its `user_changed` event and its push job, so a create
+    // costs one round trip besides BEGIN and COMMIT. The payloads match `after_change`.
     let user = sqlx::query_as::<_, User>(AssertSqlSafe(format!(
-        "INSERT INTO users (tenant_id, user_id, user_name, external_id, active, display_name, email, role, resource, manager_ref)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-         RETURNING {USER_COLUMNS}"
+        "WITH created AS (
+             INSERT INTO users (tenant_id, user_id, user_name, external_id, active, display_name, email,
+                                role, resource, manager_ref)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+             RETURNING {USER_COLUMNS}
+         ), event AS (
+             INSERT INTO outbox (tenant_id, event_id, event_type, payload)
+             SELECT $1, $11, $12, jsonb_build_object('operation', 'created', 'user_id', user_id,
+                                                     'version', version, 'active', active)
+             FROM created
+         ), job AS (
+             INSERT INTO jobs (tenant_id, job_id, kind, job_key, payload, max_attempts)
+             SELECT $1, $13, $14, $16, '{{}}'::jsonb, $15
+             FROM created
+             ON CONFLICT (tenant_id, kind, job_key) WHERE job_key IS NOT NULL AND status = 'pending'
+             DO NOTHING
+         )
+         SELECT {USER_COLUMNS} FROM created"
     )))
     .bind(tenant)
     .bind(Uuid::now_v7())
@@ -182,10 +202,15 @@ pub async fn create_user(
     .bind(role_of(resource))
     .bind(stored_resource(resource))
     .bind(manager_of(resource))
+    .bind(Uuid::now_v7())
+    .bind(EventType::UserChanged.as_str())
+    .bind(Uuid::now_v7())
+    .bind(PUSH_PENDING_JOB)
+    .bind(max_attempts)
+    .bind(PUSH_BATCH_KEY)
     .fetch_one(tx.conn())
     .await
     .map_err(|error| map_unique(error, &resource.user_name))?;
-    after_change(tx, &user, "created", max_attempts).await?;
     Ok(user)
 }
 
@@ -212,7 +237,7 @@ pub async fn replace_user(
     let user = sqlx::query_as::<_, User>(AssertSqlSafe(format!(
         "UPDATE users SET user_name = $3, external_id = $4, active = $5, display_name = $6, email = $7,
                 role = $8, resource = $9, manager_ref = $10, version = version + 1, updated_at = now(),
-                mindtickle_state = 'pending'
+                mindtickle_state = 'pending', mindtickle_attempts = 0, mindtickle_next_attempt_at = NULL
          WHERE tenant_id = $1 AND user_id = $2
          RETURNING {USER_COLUMNS}"
     )))
@@ -268,7 +293,7 @@ pub async fn find_by_user_name(
 ) -> Result<Option<User>, sqlx::Error> {
     let tenant = tx.tenant().as_str().to_owned();
     sqlx::query_as::<_, User>(AssertSqlSafe(format!(
-        "SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 AND lower(user_name) = lower($2)"
+        "SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 AND user_name_lower = lower($2)"
     )))
     .bind(tenant)
     .bind(user_name)
@@ -305,31 +330,39 @@ pub async fn search_users(
     let condition = filter.map_or_else(|| "true".to_owned(), |filter| filter.clause.clone());
     let binds: &[String] = filter.map_or(&[], |filter| filter.binds.as_slice());
 
+    let columns = USER_COLUMNS
+        .split(',')
+        .map(|column| format!("r.{}", column.trim()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    // One round trip for a page and its total; a separate count only when the page is empty.
+    if limit > 0 {
+        let page_sql = format!(
+            "SELECT {columns}, count(*) OVER () AS total_matches
+             FROM users r WHERE r.tenant_id = $1 AND {condition}
+             ORDER BY {order_by}, r.user_id OFFSET {offset} LIMIT {limit}"
+        );
+        let mut page = sqlx::query(AssertSqlSafe(page_sql)).bind(&tenant);
+        for value in binds {
+            page = page.bind(value);
+        }
+        let rows = page.fetch_all(tx.conn()).await?;
+        if let Some(first) = rows.first() {
+            let total: i64 = sqlx::Row::try_get(first, "total_matches")?;
+            let users = rows
+                .iter()
+                .map(<User as sqlx::FromRow<_>>::from_row)
+                .collect::<Result<Vec<_>, _>>()?;
+            return Ok((users, total));
+        }
+    }
     let count_sql = format!("SELECT count(*) FROM users r WHERE r.tenant_id = $1 AND {condition}");
     let mut count = sqlx::query_scalar::<_, i64>(AssertSqlSafe(count_sql)).bind(&tenant);
     for value in binds {
         count = count.bind(value);
     }
     let total = count.fetch_one(tx.conn()).await?;
-    if limit == 0 {
-        return Ok((Vec::new(), total));
-    }
-
-    let columns = USER_COLUMNS
-        .split(',')
-        .map(|column| format!("r.{}", column.trim()))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let page_sql = format!(
-        "SELECT {columns} FROM users r WHERE r.tenant_id = $1 AND {condition}
-         ORDER BY {order_by}, r.user_id OFFSET {offset} LIMIT {limit}"
-    );
-    let mut page = sqlx::query_as::<_, User>(AssertSqlSafe(page_sql)).bind(&tenant);
-    for value in binds {
-        page = page.bind(value);
-    }
-    let users = page.fetch_all(tx.conn()).await?;
-    Ok((users, total))
+    Ok((Vec::new(), total))
 }
 
 /// Returns one page of users in a stable order (creation order, as ids are UUIDv7) and the total.

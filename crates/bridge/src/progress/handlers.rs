@@ -1,11 +1,13 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use uuid::Uuid;
 
 use super::{
-    ProgressOut, QuizResultIn, QuizResultOut, load_progress, record_quiz_result, sync_user_progress,
+    ProgressOut, QuizResultIn, QuizResultOut, SyncOutcome, load_progress, queue_progress_sync,
+    record_quiz_result, sync_user_progress,
 };
 use crate::app::AppState;
 use crate::gateway::{ApiCaller, ApiError, Scope};
@@ -58,19 +60,50 @@ pub async fn get_progress(
     post, path = "/api/tenants/{tenant}/users/{user}/sync-progress", tag = "Progress",
     params(("tenant" = String, Path), ("user" = String, Path)),
     responses((status = 200, body = ProgressOut), (status = 404, description = "Unknown user"),
-              (status = 503, description = "MindTickle rate limit; see Retry-After")),
+              (status = 202, body = SyncQueued, description = "Over the tenant's MindTickle budget: queued for the next window")),
     security(("bearer" = ["courses:write"]))
 )]
 pub async fn sync_progress(
     State(state): State<AppState>,
     caller: ApiCaller,
     Path(path): Path<UserPath>,
-) -> Result<Json<ProgressOut>, ApiError> {
+) -> Result<Response, ApiError> {
     caller.require(Scope::CoursesWrite)?;
     let user_id = parse_user_id(&path.user)?;
-    sync_user_progress(&state, &caller.tenant, user_id)
-        .await
-        .map(Json)
+    match sync_user_progress(&state, &caller.tenant, user_id).await? {
+        SyncOutcome::Synced(progress) => Ok(Json(progress).into_response()),
+        SyncOutcome::Deferred { not_before, reason } => {
+            let run_at = queue_progress_sync(&state, &caller.tenant, user_id, not_before).await?;
+            let retry_after = (run_at - chrono::Utc::now()).num_seconds().max(1);
+            let mut response = (
+                StatusCode::ACCEPTED,
+                Json(SyncQueued {
+                    status: "queued",
+                    user_id,
+                    run_at,
+                    reason,
+                }),
+            )
+                .into_response();
+            if let Ok(value) = axum::http::HeaderValue::from_str(&retry_after.to_string()) {
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, value);
+            }
+            Ok(response)
+        }
+    }
+}
+
+/// The answer when a sync did not fit the tenant's MindTickle budget.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct SyncQueued {
+    /// Always `queued`.
+    pub status: &'static str,
+    pub user_id: Uuid,
+    /// When the queued sync is due to run; `GET` on the same path shows its result after that.
+    pub run_at: chrono::DateTime<chrono::Utc>,
+    pub reason: String,
 }
 
 #[derive(Deserialize)]

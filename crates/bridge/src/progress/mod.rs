@@ -68,6 +68,79 @@ fn status_name(status: &mindtickle::CourseStatus) -> &'static str {
     }
 }
 
+/// Pulls one user's progress when the tenant's MindTickle budget stopped it in a request.
+/// Payload: `{"user_id"}`.
+pub const SYNC_PROGRESS_JOB: &str = "progress.sync_user";
+
+/// The result of a progress sync that did not fail.
+#[derive(Debug)]
+pub enum SyncOutcome {
+    Synced(ProgressOut),
+    /// The tenant's MindTickle budget, or MindTickle's own limit, leaves no room now.
+    Deferred {
+        not_before: DateTime<Utc>,
+        reason: String,
+    },
+}
+
+/// Runs a queued progress sync.
+pub async fn sync_progress_job(
+    state: &AppState,
+    job: &crate::jobs::ClaimedJob,
+) -> Result<crate::jobs::JobOutcome, crate::jobs::JobFailure> {
+    use crate::jobs::{JobFailure, JobOutcome};
+    let user_id = job
+        .payload
+        .get("user_id")
+        .and_then(|value| value.as_str())
+        .and_then(|raw| Uuid::parse_str(raw).ok())
+        .ok_or_else(|| JobFailure::Permanent(format!("job {} has no user_id", job.job_id)))?;
+    match sync_user_progress(state, &job.tenant_id, user_id).await {
+        Ok(SyncOutcome::Synced(_)) => Ok(JobOutcome::Done),
+        Ok(SyncOutcome::Deferred { not_before, .. }) => Ok(JobOutcome::RunAgainAt(not_before)),
+        // Deleted since it was queued: nothing left to sync.
+        Err(ApiError::NotFound(_)) => Ok(JobOutcome::Done),
+        Err(error) => Err(JobFailure::Retryable {
+            message: format!("progress sync of user {user_id} failed: {error}"),
+            not_before: None,
+        }),
+    }
+}
+
+/// Queues a progress sync for when the tenant's budget allows it, at most one per user.
+pub async fn queue_progress_sync(
+    state: &AppState,
+    tenant: &TenantId,
+    user_id: Uuid,
+    not_before: DateTime<Utc>,
+) -> Result<DateTime<Utc>, sqlx::Error> {
+    let mut tx = TenantTx::begin(state.pool(), tenant).await?;
+    crate::jobs::enqueue(
+        &mut tx,
+        crate::jobs::JobSpec {
+            kind: SYNC_PROGRESS_JOB,
+            payload: json!({ "user_id": user_id }),
+            key: Some(user_id.to_string()),
+            run_at: Some(not_before),
+        },
+        state.config().jobs.max_attempts,
+    )
+    .await?;
+    // A sync already queued keeps its own time, which is the one the caller should expect.
+    let run_at: DateTime<Utc> = sqlx::query_scalar(
+        "SELECT run_at FROM jobs WHERE tenant_id = $1 AND kind = $2 AND job_key = $3 AND status = 'pending'",
+    )
+    .bind(tenant.as_str())
+    .bind(SYNC_PROGRESS_JOB)
+    .bind(user_id.to_string())
+    .fetch_optional(tx.conn())
+    .await?
+    .unwrap_or(not_before);
+    tx.commit().await?;
+    tracing::info!(tenant_id = %tenant, %user_id, %run_at, "progress sync queued for the tenant's next MindTickle budget window");
+    Ok(run_at)
+}
+
 /// Pulls a user's courses and scores from MindTickle and stores them.
 ///
 /// No transaction is open during the MindTickle calls, so a slow upstream holds no connection.
@@ -75,7 +148,7 @@ pub async fn sync_user_progress(
     state: &AppState,
     tenant: &TenantId,
     user_id: Uuid,
-) -> Result<ProgressOut, ApiError> {
+) -> Result<SyncOutcome, ApiError> {
     let mut tx = TenantTx::begin(state.pool(), tenant).await?;
     let user = directory::get_user(&mut tx, user_id)
         .await?
@@ -95,17 +168,18 @@ pub async fn sync_user_progress(
             crate::sync::SyncError::NoAccount(_) => ApiError::Conflict(error.to_string()),
             crate::sync::SyncError::Database(error) => error.into(),
         })?;
-    let courses = client
-        .learner_progress(&email)
-        .await
-        .map_err(|error| match error {
-            mindtickle::Error::RateLimited { retry_after } => ApiError::Unavailable {
-                detail: "MindTickle is rate limiting this tenant; retry after the given delay"
-                    .into(),
-                retry_after_secs: retry_after.map_or(30, |delay| delay.as_secs().max(1)),
-            },
-            other => ApiError::BadGateway(other.to_string()),
-        })?;
+    let courses = match client.learner_progress(&email).await {
+        Ok(courses) => courses,
+        Err(error) => {
+            if let Some(not_before) = crate::sync::deferral(&error) {
+                return Ok(SyncOutcome::Deferred {
+                    not_before,
+                    reason: error.to_string(),
+                });
+            }
+            return Err(ApiError::BadGateway(error.to_string()));
+        }
+    };
 
     let synced_at = Utc::now();
     let mut tx = TenantTx::begin(state.pool(), tenant).await?;
@@ -193,7 +267,9 @@ pub async fn sync_user_progress(
     let progress = load_progress(&mut tx, user_id).await?;
     tx.commit().await?;
     tracing::info!(tenant_id = %tenant, %user_id, courses = courses.len(), "progress synced from MindTickle");
-    progress.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("progress vanished after sync")))
+    progress
+        .map(SyncOutcome::Synced)
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("progress vanished after sync")))
 }
 
 /// Returns the last synced progress of a user, or `None` if it was never synced.

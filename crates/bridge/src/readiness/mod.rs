@@ -388,26 +388,18 @@ pub async fn refresh(state: &AppState, job: &ClaimedJob) -> Result<JobOutcome, J
     tx.commit().await.map_err(database)?;
 
     for user_id in stale {
-        if let Err(error) =
-            crate::progress::sync_user_progress(state, &job.tenant_id, user_id).await
-        {
-            return Err(match error {
-                ApiError::Unavailable {
-                    retry_after_secs, ..
-                } => JobFailure::Retryable {
-                    message: "MindTickle rate limit".into(),
-                    not_before: Some(
-                        Utc::now()
-                            + chrono::Duration::seconds(
-                                i64::try_from(retry_after_secs).unwrap_or(60),
-                            ),
-                    ),
-                },
-                other => JobFailure::Retryable {
-                    message: format!("progress sync of user {user_id} failed: {other}"),
+        match crate::progress::sync_user_progress(state, &job.tenant_id, user_id).await {
+            Ok(crate::progress::SyncOutcome::Synced(_)) => {}
+            // The users synced so far are fresh now; the rest wait for the budget.
+            Ok(crate::progress::SyncOutcome::Deferred { not_before, .. }) => {
+                return Ok(JobOutcome::RunAgainAt(not_before));
+            }
+            Err(error) => {
+                return Err(JobFailure::Retryable {
+                    message: format!("progress sync of user {user_id} failed: {error}"),
                     not_before: None,
-                },
-            });
+                });
+            }
         }
     }
     aggregate(state, &job.tenant_id).await.map_err(database)?;

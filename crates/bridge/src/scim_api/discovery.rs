@@ -221,6 +221,8 @@ fn user_attributes() -> Vec<Attribute> {
             string("honorificSuffix"),
         ]),
         string("displayName"),
+        string("nickName"),
+        attribute("profileUrl", "reference").references(&["external"]),
         string("title"),
         string("userType"),
         string("preferredLanguage"),

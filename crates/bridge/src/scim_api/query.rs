@@ -25,7 +25,12 @@ pub struct SqlFilter {
 /// How a scalar attribute reads in SQL, and how its values compare.
 #[derive(Debug, Clone, Copy)]
 enum ValueKind {
-    Text { case_exact: bool },
+    Text {
+        case_exact: bool,
+    },
+    /// Text stored lower-cased: compared case-insensitively by lower-casing only the value, so
+    /// an index on the column applies (see the `user_name_lower` migration).
+    LowerText,
     Boolean,
     Timestamp,
 }
@@ -164,13 +169,18 @@ fn resolve(kind: ResourceKind, path: &AttrPath) -> Option<Target> {
 
     match kind {
         ResourceKind::User => match (attribute.as_str(), sub.as_deref()) {
-            ("username", None) => Some(text("r.user_name", false)),
+            ("username", None) => Some(Target::Scalar {
+                sql: "r.user_name_lower".into(),
+                kind: ValueKind::LowerText,
+            }),
             ("active", None) => Some(Target::Scalar {
                 sql: "r.active".into(),
                 kind: ValueKind::Boolean,
             }),
             ("displayname", None) => Some(json_text("displayName")),
             ("title", None) => Some(json_text("title")),
+            ("nickname", None) => Some(json_text("nickName")),
+            ("profileurl", None) => Some(json_text("profileUrl")),
             ("usertype", None) => Some(json_text("userType")),
             ("preferredlanguage", None) => Some(json_text("preferredLanguage")),
             ("locale", None) => Some(json_text("locale")),
@@ -376,7 +386,9 @@ impl Translator {
             return Err(invalid("unsupported presence test"));
         };
         Ok(wrap(match kind {
-            ValueKind::Text { .. } => format!("({expression} IS NOT NULL AND {expression} <> '')"),
+            ValueKind::Text { .. } | ValueKind::LowerText => {
+                format!("({expression} IS NOT NULL AND {expression} <> '')")
+            }
             _ => format!("({expression} IS NOT NULL)"),
         }))
     }
@@ -442,17 +454,13 @@ impl Translator {
                     "{name} is a date-time: compare it with a string"
                 )));
             }
-            (ValueKind::Text { case_exact }, CompValue::String(raw)) => {
+            (kind @ (ValueKind::Text { .. } | ValueKind::LowerText), CompValue::String(raw)) => {
                 let bind = self.bind(raw.clone());
-                let fold = |expression: &str| {
-                    if case_exact {
-                        expression.to_owned()
-                    } else {
-                        format!("lower({expression})")
-                    }
+                let (left, right) = match kind {
+                    ValueKind::Text { case_exact: true } => (sql.clone(), bind),
+                    ValueKind::LowerText => (sql.clone(), format!("lower({bind})")),
+                    _ => (format!("lower({sql})"), format!("lower({bind})")),
                 };
-                let right = fold(&bind);
-                let left = fold(&sql);
                 wrap(match op {
                     CompareOp::Eq => format!("({left} = {right})"),
                     // An absent attribute is "not equal" to any value.
@@ -466,7 +474,7 @@ impl Translator {
                     CompareOp::Le => format!("({left} <= {right})"),
                 })
             }
-            (ValueKind::Text { .. }, _) => {
+            (ValueKind::Text { .. } | ValueKind::LowerText, _) => {
                 return Err(invalid(format!(
                     "{name} is a string: compare it with a quoted string"
                 )));
@@ -528,7 +536,7 @@ mod tests {
     #[test]
     fn user_name_eq_uses_indexed_expression() {
         let translated = sql("userName eq \"Bjensen\"");
-        assert_eq!(translated.clause, "(lower(r.user_name) = lower($2))");
+        assert_eq!(translated.clause, "(r.user_name_lower = lower($2))");
         assert_eq!(translated.binds, vec!["Bjensen".to_owned()]);
     }
 

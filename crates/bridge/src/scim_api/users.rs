@@ -2,7 +2,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use scim::{ListQuery, Meta, ScimError, ScimType, UserResource, list_response, parse_filter};
+use scim::{ListQuery, Meta, ScimError, ScimType, list_response, parse_filter};
 use serde::Deserialize;
 use serde_json::Value;
 use uuid::Uuid;
@@ -522,38 +522,32 @@ pub fn user_json(user: &User, headers: &HeaderMap, caller: &ScimCaller) -> Value
         location: user_location(user, headers, caller),
         version: etag(user),
     };
-    match UserResource::from_json(&user.resource) {
-        Ok(resource) => {
-            let mut json = resource.to_json(&user.user_id.to_string(), &meta);
-            // The manager's `$ref` is derived from its id, so it is never stored.
-            let manager = json
-                .get_mut(scim::ENTERPRISE_USER_SCHEMA)
-                .and_then(|extension| extension.get_mut("manager"))
-                .and_then(Value::as_object_mut);
-            if let Some(manager) = manager
-                && let Some(Value::String(id)) = manager.get("value").cloned()
-            {
-                manager.insert(
-                    "$ref".to_owned(),
-                    Value::String(format!(
-                        "{}/scim/v2/{}/Users/{id}",
-                        base_url(headers),
-                        caller.tenant
-                    )),
-                );
-            }
-            json
-        }
-        Err(error) => {
-            // Stored resources were validated on write; a failure here means the validation
-            // rules tightened since. Serve the stored form rather than fail the read.
-            tracing::warn!(user_id = %user.user_id, detail = %error.detail, "stored SCIM resource no longer validates");
-            let mut value = user.resource.clone();
-            value["id"] = Value::String(user.user_id.to_string());
-            value["meta"] = meta.to_json();
-            value
-        }
+    // The stored resource is the output of `UserResource::to_json` without `id`, `meta` and
+    // `password` (see `directory::create_user`), so it is served as stored plus those two.
+    let mut json = user.resource.clone();
+    let Some(object) = json.as_object_mut() else {
+        return json;
+    };
+    object.insert("id".to_owned(), Value::String(user.user_id.to_string()));
+    object.insert("meta".to_owned(), meta.to_json());
+    // The manager's `$ref` is derived from its id, so it is never stored.
+    let manager = object
+        .get_mut(scim::ENTERPRISE_USER_SCHEMA)
+        .and_then(|extension| extension.get_mut("manager"))
+        .and_then(Value::as_object_mut);
+    if let Some(manager) = manager
+        && let Some(Value::String(id)) = manager.get("value").cloned()
+    {
+        manager.insert(
+            "$ref".to_owned(),
+            Value::String(format!(
+                "{}/scim/v2/{}/Users/{id}",
+                base_url(headers),
+                caller.tenant
+            )),
+        );
     }
+    json
 }
 
 fn user_response(

@@ -5,6 +5,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
 
+use super::budget::{BudgetLimits, Budgets, TenantGate};
 use crate::jobs::JobFailure;
 use crate::tenancy::{TenantId, TenantTx};
 
@@ -21,6 +22,10 @@ pub struct MindTickleAccount {
     pub secret_key: SecretString,
     pub reporting_user: String,
     pub reporting_password: SecretString,
+    /// Override of the configured requests per second, for this tenant only.
+    pub requests_per_second: Option<u32>,
+    /// Override of the configured requests per minute, for this tenant only.
+    pub requests_per_minute: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +61,8 @@ struct AccountRow {
     secret_key: String,
     reporting_user: String,
     reporting_password: String,
+    requests_per_second: Option<i32>,
+    requests_per_minute: Option<i32>,
 }
 
 /// One MindTickle client per tenant, each with its own token, built from the tenant's account row.
@@ -63,10 +70,16 @@ struct AccountRow {
 pub struct MindTickleAccounts {
     http: reqwest::Client,
     clients: Arc<Mutex<HashMap<TenantId, mindtickle::Client>>>,
+    budgets: Budgets,
+    default_limits: BudgetLimits,
 }
 
 impl MindTickleAccounts {
-    pub fn new(timeout: Duration) -> anyhow::Result<MindTickleAccounts> {
+    pub fn new(
+        timeout: Duration,
+        default_limits: BudgetLimits,
+        budget_max_wait: Duration,
+    ) -> anyhow::Result<MindTickleAccounts> {
         crate::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(timeout)
@@ -76,6 +89,8 @@ impl MindTickleAccounts {
         Ok(MindTickleAccounts {
             http,
             clients: Arc::default(),
+            budgets: Budgets::new(default_limits, budget_max_wait),
+            default_limits,
         })
     }
 
@@ -95,7 +110,8 @@ impl MindTickleAccounts {
         }
         let mut tx = TenantTx::begin(pool, tenant).await?;
         let row = sqlx::query_as::<_, AccountRow>(
-            "SELECT api_base, admin_base, ls_url, api_key, secret_key, reporting_user, reporting_password
+            "SELECT api_base, admin_base, ls_url, api_key, secret_key, reporting_user, reporting_password,
+                    requests_per_second, requests_per_minute
              FROM mindtickle_accounts WHERE tenant_id = $1",
         )
         .bind(tenant.as_str())
@@ -103,6 +119,18 @@ impl MindTickleAccounts {
         .await?;
         tx.commit().await?;
         let row = row.ok_or_else(|| SyncError::NoAccount(tenant.clone()))?;
+        let limits = match (row.requests_per_second, row.requests_per_minute) {
+            (None, None) => None,
+            (per_second, per_minute) => Some(BudgetLimits {
+                per_second: per_second
+                    .and_then(|value| u32::try_from(value).ok())
+                    .unwrap_or(self.default_limits.per_second),
+                per_minute: per_minute
+                    .and_then(|value| u32::try_from(value).ok())
+                    .unwrap_or(self.default_limits.per_minute),
+            }),
+        };
+        let budget = self.budgets.for_tenant(tenant, limits);
         let client = mindtickle::Client::new(
             self.http.clone(),
             mindtickle::TenantConfig {
@@ -114,7 +142,8 @@ impl MindTickleAccounts {
                 reporting_user: row.reporting_user,
                 reporting_password: SecretString::from(row.reporting_password),
             },
-        );
+        )
+        .with_request_gate(Arc::new(TenantGate(budget)));
         self.clients
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -135,12 +164,15 @@ impl MindTickleAccounts {
         let mut tx = TenantTx::begin(pool, tenant).await?;
         sqlx::query(
             "INSERT INTO mindtickle_accounts
-                 (tenant_id, api_base, admin_base, ls_url, api_key, secret_key, reporting_user, reporting_password)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 (tenant_id, api_base, admin_base, ls_url, api_key, secret_key, reporting_user,
+                  reporting_password, requests_per_second, requests_per_minute)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
              ON CONFLICT (tenant_id) DO UPDATE SET
                  api_base = EXCLUDED.api_base, admin_base = EXCLUDED.admin_base, ls_url = EXCLUDED.ls_url,
                  api_key = EXCLUDED.api_key, secret_key = EXCLUDED.secret_key,
                  reporting_user = EXCLUDED.reporting_user, reporting_password = EXCLUDED.reporting_password,
+                 requests_per_second = EXCLUDED.requests_per_second,
+                 requests_per_minute = EXCLUDED.requests_per_minute,
                  updated_at = now()",
         )
         .bind(tenant.as_str())
@@ -151,6 +183,8 @@ impl MindTickleAccounts {
         .bind(account.secret_key.expose_secret())
         .bind(&account.reporting_user)
         .bind(account.reporting_password.expose_secret())
+        .bind(account.requests_per_second.and_then(|value| i32::try_from(value).ok()))
+        .bind(account.requests_per_minute.and_then(|value| i32::try_from(value).ok()))
         .execute(tx.conn())
         .await?;
         tx.commit().await?;

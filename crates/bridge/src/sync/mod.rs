@@ -2,32 +2,67 @@
 //! MindTickle client.
 
 mod accounts;
+pub mod budget;
+mod push;
+mod status;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use serde_json::json;
-use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::directory;
-use crate::jobs::{self, ClaimedJob, JobFailure, JobOutcome, JobSpec};
-use crate::tenancy::TenantTx;
+use crate::jobs::{ClaimedJob, JobFailure, JobOutcome};
 
 pub use accounts::{MindTickleAccount, MindTickleAccounts, SyncError};
+pub use status::{PendingWork, SyncStatus};
 
-/// Upserts or deactivates one user in MindTickle. Payload: `{"user_id"}`.
+pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    utoipa_axum::router::OpenApiRouter::new().routes(utoipa_axum::routes!(status::sync_status))
+}
+
+/// Pushes the tenant's users whose latest version is not in MindTickle yet, up to
+/// `push::BATCH_SIZE` per bulk upsert. Payload: `{}`; one pending job per tenant.
+pub const PUSH_PENDING_JOB: &str = "mindtickle.push_pending";
+/// The job kind of earlier versions, which pushed one user; it now runs a batch push.
 pub const PUSH_USER_JOB: &str = "mindtickle.push_user";
-/// Polls the bulk processes of a push until they finish. Payload: `{"user_id", "version",
-/// "process_ids", "checks"}`.
+/// Polls the bulk processes of a batch push until they finish. Payload: `{"process_ids",
+/// "users": [{"user_id", "version", "email"}], "checks"}`.
 pub const CHECK_PROCESS_JOB: &str = "mindtickle.check_process";
+/// Compares the directory with MindTickle's users and queues pushes for what drifted.
+/// Payload: `{}`; one pending job per tenant.
+pub const RECONCILE_JOB: &str = "mindtickle.reconcile";
 /// Deactivates a deleted user, by email. Payload: `{"user_id", "email"}`.
 pub const REMOVE_USER_JOB: &str = "mindtickle.remove_user";
 
-/// How many times a bulk process is polled before the push is recorded as failed.
-const MAX_PROCESS_CHECKS: u32 = 60;
+/// The time work may run again when MindTickle's limit, or the tenant's own budget, stopped it.
+/// Such work is deferred, not failed: it spends no attempt.
+pub fn deferral(error: &mindtickle::Error) -> Option<DateTime<Utc>> {
+    match error {
+        mindtickle::Error::BudgetExhausted { not_before } => Some(
+            not_before
+                .map(DateTime::<Utc>::from)
+                .unwrap_or_else(|| Utc::now() + chrono::Duration::seconds(1)),
+        ),
+        mindtickle::Error::RateLimited { retry_after } => Some(
+            Utc::now()
+                + retry_after
+                    .and_then(|delay| chrono::Duration::from_std(delay).ok())
+                    .unwrap_or_else(|| chrono::Duration::seconds(30)),
+        ),
+        _ => None,
+    }
+}
 
-/// Maps a MindTickle client error to a job failure: 429 waits for `Retry-After`, transient
+/// Maps a MindTickle client error to a job's result: budget and 429 defer the job, transient
 /// errors retry with backoff, the rest are permanent.
+pub fn job_result(error: &mindtickle::Error) -> Result<JobOutcome, JobFailure> {
+    match deferral(error) {
+        Some(at) => Ok(JobOutcome::RunAgainAt(at)),
+        None => Err(job_failure(error)),
+    }
+}
+
+/// Maps a MindTickle client error to a job failure: transient errors retry with backoff, the
+/// rest are permanent.
 pub fn job_failure(error: &mindtickle::Error) -> JobFailure {
     match error {
         mindtickle::Error::RateLimited { retry_after } => JobFailure::Retryable {
@@ -51,188 +86,19 @@ fn bad_payload(job: &ClaimedJob, error: serde_json::Error) -> JobFailure {
     ))
 }
 
-fn database_failure(error: sqlx::Error) -> JobFailure {
-    JobFailure::Retryable {
-        message: format!("database error: {error}"),
-        not_before: None,
-    }
-}
-
 /// Runs one claimed job. Unknown kinds are permanent failures, so they end up dead and visible.
 pub async fn handle_job(state: AppState, job: ClaimedJob) -> Result<JobOutcome, JobFailure> {
     match job.kind.as_str() {
-        PUSH_USER_JOB => push_user(&state, &job).await,
-        CHECK_PROCESS_JOB => check_process(&state, &job).await,
+        PUSH_PENDING_JOB | PUSH_USER_JOB => push::push_pending(&state, &job).await,
+        CHECK_PROCESS_JOB => push::check_process(&state, &job).await,
+        RECONCILE_JOB => push::reconcile(&state, &job).await,
         REMOVE_USER_JOB => remove_user(&state, &job).await,
         crate::readiness::REFRESH_JOB => crate::readiness::refresh(&state, &job).await,
+        crate::progress::SYNC_PROGRESS_JOB => {
+            crate::progress::sync_progress_job(&state, &job).await
+        }
         other => Err(JobFailure::Permanent(format!("unknown job kind {other:?}"))),
     }
-}
-
-#[derive(Deserialize)]
-struct PushUserPayload {
-    user_id: Uuid,
-}
-
-async fn push_user(state: &AppState, job: &ClaimedJob) -> Result<JobOutcome, JobFailure> {
-    let payload: PushUserPayload =
-        serde_json::from_value(job.payload.clone()).map_err(|error| bad_payload(job, error))?;
-    let tenant = &job.tenant_id;
-
-    let mut tx = TenantTx::begin(state.pool(), tenant)
-        .await
-        .map_err(database_failure)?;
-    let user = directory::get_user(&mut tx, payload.user_id)
-        .await
-        .map_err(database_failure)?;
-    tx.commit().await.map_err(database_failure)?;
-    let Some(user) = user else {
-        // Deleted since the job was enqueued; the removal job takes care of MindTickle.
-        return Ok(JobOutcome::Done);
-    };
-    let Some(email) = user.email.clone() else {
-        let reason = "the user has no email, and MindTickle identifies users by email";
-        record_state(state, job, user.user_id, "failed", Some(reason)).await?;
-        return Err(JobFailure::Permanent(reason.into()));
-    };
-
-    let client = state
-        .mindtickle()
-        .client(state.pool(), tenant)
-        .await
-        .map_err(|error| error.job_failure())?;
-    // An upsert carries the user's state, so a deactivation of a user MindTickle has not seen
-    // yet creates it deactivated instead of failing on an unknown email.
-    let name = user
-        .display_name
-        .clone()
-        .unwrap_or_else(|| user.user_name.clone());
-    let result = client
-        .upsert_users(&[mindtickle::UserUpsert {
-            email,
-            name,
-            active: user.active,
-            profile: Default::default(),
-        }])
-        .await;
-    let process_ids = match result {
-        Ok(ids) => ids,
-        Err(error) => {
-            let failure = job_failure(&error);
-            if matches!(failure, JobFailure::Permanent(_)) {
-                record_state(state, job, user.user_id, "failed", Some(&error.to_string())).await?;
-            }
-            return Err(failure);
-        }
-    };
-    tracing::info!(tenant_id = %tenant, user_id = %user.user_id, active = user.active, processes = process_ids.len(), "user pushed to MindTickle");
-
-    let mut tx = TenantTx::begin(state.pool(), tenant)
-        .await
-        .map_err(database_failure)?;
-    jobs::enqueue(
-        &mut tx,
-        JobSpec {
-            kind: CHECK_PROCESS_JOB,
-            payload: json!({
-                "user_id": user.user_id,
-                "version": user.version,
-                "process_ids": process_ids.iter().map(|id| id.0.clone()).collect::<Vec<_>>(),
-                "checks": 0,
-            }),
-            key: None,
-            run_at: Some(Utc::now() + poll_interval(state)),
-        },
-        state.config().jobs.max_attempts,
-    )
-    .await
-    .map_err(database_failure)?;
-    tx.commit().await.map_err(database_failure)?;
-    Ok(JobOutcome::Done)
-}
-
-#[derive(Deserialize)]
-struct CheckProcessPayload {
-    user_id: Uuid,
-    version: i64,
-    process_ids: Vec<String>,
-    checks: u32,
-}
-
-async fn check_process(state: &AppState, job: &ClaimedJob) -> Result<JobOutcome, JobFailure> {
-    let payload: CheckProcessPayload =
-        serde_json::from_value(job.payload.clone()).map_err(|error| bad_payload(job, error))?;
-    let client = state
-        .mindtickle()
-        .client(state.pool(), &job.tenant_id)
-        .await
-        .map_err(|error| error.job_failure())?;
-    let ids: Vec<mindtickle::ProcessId> = payload
-        .process_ids
-        .iter()
-        .cloned()
-        .map(mindtickle::ProcessId)
-        .collect();
-    let report = client
-        .process_status(&ids)
-        .await
-        .map_err(|error| job_failure(&error))?;
-
-    if let Some(failure) = process_failure(&report) {
-        record_versioned_state(
-            state,
-            job,
-            payload.user_id,
-            payload.version,
-            "failed",
-            Some(&failure),
-        )
-        .await?;
-        return Err(JobFailure::Permanent(failure));
-    }
-    if all_succeeded(&report, &ids) {
-        record_versioned_state(state, job, payload.user_id, payload.version, "synced", None)
-            .await?;
-        tracing::info!(tenant_id = %job.tenant_id, user_id = %payload.user_id, "MindTickle confirmed the user push");
-        return Ok(JobOutcome::Done);
-    }
-    if payload.checks + 1 >= MAX_PROCESS_CHECKS {
-        let reason =
-            format!("MindTickle process still not finished after {MAX_PROCESS_CHECKS} checks");
-        record_versioned_state(
-            state,
-            job,
-            payload.user_id,
-            payload.version,
-            "failed",
-            Some(&reason),
-        )
-        .await?;
-        return Err(JobFailure::Permanent(reason));
-    }
-    // Count the check in the payload: re-running does not spend an attempt.
-    let mut tx = TenantTx::begin(state.pool(), &job.tenant_id)
-        .await
-        .map_err(database_failure)?;
-    jobs::enqueue(
-        &mut tx,
-        JobSpec {
-            kind: CHECK_PROCESS_JOB,
-            payload: json!({
-                "user_id": payload.user_id,
-                "version": payload.version,
-                "process_ids": payload.process_ids,
-                "checks": payload.checks + 1,
-            }),
-            key: None,
-            run_at: Some(Utc::now() + poll_interval(state)),
-        },
-        state.config().jobs.max_attempts,
-    )
-    .await
-    .map_err(database_failure)?;
-    tx.commit().await.map_err(database_failure)?;
-    Ok(JobOutcome::Done)
 }
 
 #[derive(Deserialize)]
@@ -248,81 +114,15 @@ async fn remove_user(state: &AppState, job: &ClaimedJob) -> Result<JobOutcome, J
         .client(state.pool(), &job.tenant_id)
         .await
         .map_err(|error| error.job_failure())?;
-    client
-        .deactivate_users(&[payload.email])
-        .await
-        .map_err(|error| job_failure(&error))?;
+    if let Err(error) = client.deactivate_users(&[payload.email]).await {
+        return job_result(&error);
+    }
     tracing::info!(tenant_id = %job.tenant_id, job_id = %job.job_id, "deleted user deactivated in MindTickle");
     Ok(JobOutcome::Done)
 }
 
-/// Describes why a push failed: a failed process or per-user errors, which a one-user push
-/// treats alike.
-fn process_failure(report: &mindtickle::ProcessStatusReport) -> Option<String> {
-    let messages: Vec<String> = report
-        .errors
-        .values()
-        .flatten()
-        .map(|error| error.message.clone())
-        .collect();
-    let failed = report
-        .states
-        .values()
-        .any(|state| *state == mindtickle::ProcessState::Failed);
-    if messages.is_empty() && !failed {
-        return None;
-    }
-    if messages.is_empty() {
-        return Some("MindTickle reported the bulk process as failed".into());
-    }
-    Some(format!(
-        "MindTickle rejected the user: {}",
-        messages.join("; ")
-    ))
-}
-
-fn all_succeeded(report: &mindtickle::ProcessStatusReport, ids: &[mindtickle::ProcessId]) -> bool {
-    ids.iter()
-        .all(|id| report.state(id) == Some(mindtickle::ProcessState::Success))
-}
-
-fn poll_interval(state: &AppState) -> chrono::Duration {
+pub(crate) fn poll_interval(state: &AppState) -> chrono::Duration {
     chrono::Duration::seconds(
         i64::try_from(state.config().mindtickle.process_poll_secs).unwrap_or(2),
     )
-}
-
-async fn record_state(
-    state: &AppState,
-    job: &ClaimedJob,
-    user_id: Uuid,
-    sync_state: &str,
-    error: Option<&str>,
-) -> Result<(), JobFailure> {
-    let mut tx = TenantTx::begin(state.pool(), &job.tenant_id)
-        .await
-        .map_err(database_failure)?;
-    directory::set_mindtickle_state(&mut tx, user_id, sync_state, error, None)
-        .await
-        .map_err(database_failure)?;
-    tx.commit().await.map_err(database_failure)
-}
-
-/// Records the outcome of a push only if the user has not changed since: a newer change has its
-/// own push pending, and its state must stay `pending` until that push finishes.
-async fn record_versioned_state(
-    state: &AppState,
-    job: &ClaimedJob,
-    user_id: Uuid,
-    version: i64,
-    sync_state: &str,
-    error: Option<&str>,
-) -> Result<(), JobFailure> {
-    let mut tx = TenantTx::begin(state.pool(), &job.tenant_id)
-        .await
-        .map_err(database_failure)?;
-    directory::set_mindtickle_state(&mut tx, user_id, sync_state, error, Some(version))
-        .await
-        .map_err(database_failure)?;
-    tx.commit().await.map_err(database_failure)
 }

@@ -20,8 +20,9 @@ async fn provision_sync_score_and_aggregate() {
         .scim_create(&acme, &scim, okta_user("bob.okafor@acme.example"))
         .await;
 
-    // Two pushes, then two process checks.
-    assert!(app.run_jobs().await >= 4);
+    // One batch push of both users, then its process check.
+    // One batch push of both users, then its process check.
+    assert!(app.run_jobs().await >= 2);
     let pushed = app.emulator.users("acme");
     assert_eq!(
         pushed

@@ -54,7 +54,7 @@ async fn failing_job_retries_then_dies() {
             .unwrap();
     assert_eq!(
         states[0],
-        ("mindtickle.push_user".into(), "pending".into(), 1)
+        ("mindtickle.push_pending".into(), "pending".into(), 1)
     );
     assert_eq!(states[1], ("no.such.kind".into(), "dead".into(), 1));
 
@@ -66,7 +66,7 @@ async fn failing_job_retries_then_dies() {
         }
     }
     let (status, attempts, error): (String, i32, Option<String>) = sqlx::query_as(
-        "SELECT status, attempts, last_error FROM jobs WHERE kind = 'mindtickle.push_user'",
+        "SELECT status, attempts, last_error FROM jobs WHERE kind = 'mindtickle.push_pending'",
     )
     .fetch_one(&app.db.owner)
     .await

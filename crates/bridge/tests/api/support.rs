@@ -114,6 +114,9 @@ pub fn test_config() -> Config {
     let mut config = Config::load(None).expect("default config");
     config.auth.jwt_secret = Some(SecretString::from(JWT_SECRET));
     config.mindtickle.process_poll_secs = 0;
+    // Tests other than the budget's own run at full speed against the emulator.
+    config.mindtickle.requests_per_second = 10_000;
+    config.mindtickle.requests_per_minute = 1_000_000;
     config.jobs.base_backoff_ms = 10;
     config
 }
@@ -146,7 +149,8 @@ pub async fn spawn_app() -> Option<TestApp> {
         mindtickle_emulator::demo_fixtures(),
         mindtickle_emulator::Options {
             process_delay: Duration::from_millis(0),
-            // The client does not pace its requests yet; see the demo.
+            // Tests run with a budget far above any MindTickle profile (see `test_config`), so
+            // the emulator does not limit them either; the budget has tests of its own.
             rate_limit: mindtickle_emulator::RateLimitProfile::Off,
             ..Default::default()
         },
@@ -191,6 +195,8 @@ impl TestApp {
                     secret_key: keys.secret_key.clone().into(),
                     reporting_user: company.reporting_user.clone(),
                     reporting_password: company.reporting_password.clone().into(),
+                    requests_per_second: None,
+                    requests_per_minute: None,
                 },
             )
             .await

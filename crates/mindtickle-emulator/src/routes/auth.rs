@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use crate::{
     error::ApiError,
     fixtures::Region,
-    routes::parse_body,
+    routes::{legacy_jwt, parse_body},
     state::{AppState, Host, Shared, State as EmulatorState, Token},
 };
 
@@ -75,14 +75,19 @@ fn issue_token(app: &AppState, body: &Bytes) -> Result<Response, ApiError> {
         return Err(ApiError::unauthorized("Invalid API key or secret"));
     }
 
+    let ttl = company
+        .switches
+        .token_ttl
+        .unwrap_or(shared.options.token_ttl);
     let token = random_token();
-    let ttl = shared.options.token_ttl;
+    let now = Instant::now();
     state.tokens.insert(
         token.clone(),
         Token {
             company_id,
             host: app.host,
-            expires_at: Instant::now() + ttl,
+            issued_at: now,
+            expires_at: now + ttl,
         },
     );
     let body = Json(json!({ "token": token, "expires_in": ttl.as_secs() }));
@@ -98,7 +103,8 @@ fn random_token() -> String {
     })
 }
 
-/// Resolves the company of a bearer token and counts the request against its budget.
+/// Resolves the company of a bearer token (exchanged or a legacy JWT) and counts the request
+/// against its budget.
 ///
 /// `continuation` marks a follow-up page request. MindTickle returns continuation URLs on the
 /// global host even for US tenants, and the global host answers those with 500.
@@ -128,10 +134,22 @@ pub(crate) fn authenticate(
         }
     };
 
-    let grant = state
-        .tokens
-        .get(token)
-        .ok_or_else(|| ApiError::unauthorized("Invalid token; request a new one"))?;
+    let company_id = match state.tokens.get(token) {
+        Some(grant) => check_exchanged_token(app, state, grant, continuation)?,
+        None if legacy_jwt::is_jwt(token) => legacy_jwt::verify(app, state, token)?,
+        None => return Err(ApiError::unauthorized("Invalid token; request a new one")),
+    };
+    app.shared.admit(state, &company_id)?;
+    Ok(company_id)
+}
+
+/// Checks host binding and expiry of a token from `/services/data/auth_token`.
+fn check_exchanged_token(
+    app: &AppState,
+    state: &EmulatorState,
+    grant: &Token,
+    continuation: bool,
+) -> Result<String, ApiError> {
     if grant.host != app.host {
         if continuation && app.host == Host::Api(Region::Global) {
             return Err(ApiError::new(
@@ -143,31 +161,45 @@ pub(crate) fn authenticate(
             "Token was issued by another host; request a token from this host",
         ));
     }
-    if grant.expires_at <= Instant::now() {
+    let now = Instant::now();
+    let ttl_override = state
+        .companies
+        .get(&grant.company_id)
+        .and_then(|c| c.switches.token_ttl);
+    let expired =
+        grant.expires_at <= now || ttl_override.is_some_and(|ttl| grant.issued_at + ttl <= now);
+    if expired {
         return Err(ApiError::new(
             app.shared.expired_token_status(),
             "Token expired; request a new one",
         ));
     }
-    let company_id = grant.company_id.clone();
-    app.shared.admit(state, &company_id)?;
-    Ok(company_id)
+    Ok(grant.company_id.clone())
 }
 
-/// Makes every token of a company expired, as if its lifetime had passed.
+/// Makes every token of a company expired, as if its lifetime had passed. Legacy JWTs signed
+/// until now expire too.
 pub(crate) fn expire_tokens(shared: &Shared, company_id: &str) {
     let now = Instant::now();
-    for token in shared.lock().tokens.values_mut() {
+    let mut state = shared.lock();
+    for token in state.tokens.values_mut() {
         if token.company_id == company_id {
             token.expires_at = now;
         }
     }
+    if let Some(company) = state.companies.get_mut(company_id) {
+        company.jwt_expired_through = Some(legacy_jwt::epoch_seconds_now());
+    }
 }
 
-/// Forgets every token of a company, so they are rejected as invalid.
+/// Forgets every token of a company, so they are rejected as invalid. Legacy JWTs signed until
+/// now are rejected too.
 pub(crate) fn revoke_tokens(shared: &Shared, company_id: &str) {
-    shared
-        .lock()
+    let mut state = shared.lock();
+    state
         .tokens
         .retain(|_, token| token.company_id != company_id);
+    if let Some(company) = state.companies.get_mut(company_id) {
+        company.jwt_revoked_through = Some(legacy_jwt::epoch_seconds_now());
+    }
 }

@@ -2,8 +2,10 @@
 
 use axum::{
     Json,
+    body::Bytes,
     extract::{Path, Query, State},
-    http::HeaderMap,
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -12,12 +14,19 @@ use serde_json::{Value, json};
 use crate::{
     error::ApiError,
     fixtures::{ActivityFixture, ActivityState, UserState},
-    routes::{auth::authenticate, decode_cursor, encode_cursor, parse_limit, query_param},
-    state::AppState,
+    routes::{
+        auth::authenticate, continuation_base, decode_cursor, encode_cursor, parse_body,
+        parse_limit, query_param,
+    },
+    state::{AppState, ProcessAction},
 };
 
 /// MindTickle rejects larger pages of statements with 400.
 const MAX_STATEMENTS_PAGE: usize = 20;
+
+/// Maximum learners per assignment request, the same cap as user upserts.
+// NOTE: proposed; the real limit of content assignment is not public.
+const MAX_ASSIGN_BATCH: usize = 100;
 
 /// `GET /api/v2/series/list`: every series of the company, unpaged.
 pub(crate) async fn list_series(
@@ -71,6 +80,70 @@ pub(crate) async fn list_modules(
         })
         .collect();
     Ok(Json(json!({ "totalHits": hits.len(), "hits": hits })))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AssignRequest {
+    identifier_type: Option<String>,
+    #[serde(default)]
+    learners: Vec<Learner>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Learner {
+    identifier: String,
+}
+
+/// `POST /api/v2/series/{series_id}/learners`: assigns every module of a series to learners
+/// by email, as a bulk process. Each learner must exist.
+// NOTE: proposed route and body, modelled on the v1 SDK's `addLearners` request.
+pub(crate) async fn assign_learners(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(series_id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let mut state = app.shared.lock();
+    let company_id = authenticate(&app, &mut state, &headers, false)?;
+    let request: AssignRequest = parse_body(&body)?;
+    match request.identifier_type.as_deref() {
+        Some("EMAIL") => {}
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "Unsupported identifierType {other:?}; use EMAIL"
+            )));
+        }
+        None => return Err(ApiError::bad_request("missing parameter identifierType")),
+    }
+    let count = request.learners.len();
+    if count == 0 {
+        return Err(ApiError::bad_request(
+            "learners must contain at least one entry",
+        ));
+    }
+    if count > MAX_ASSIGN_BATCH {
+        return Err(ApiError::bad_request(format!(
+            "learners has {count} entries; at most {MAX_ASSIGN_BATCH} are allowed per request, so split it into batches"
+        )));
+    }
+    let series_exists = state
+        .companies
+        .get(&company_id)
+        .is_some_and(|c| c.fixture.series.iter().any(|s| s.id == series_id));
+    if !series_exists {
+        return Err(ApiError::not_found(format!(
+            "Series not found: {series_id}"
+        )));
+    }
+
+    let action = ProcessAction::Assign {
+        series_id,
+        emails: request.learners.into_iter().map(|l| l.identifier).collect(),
+    };
+    let process_id = state.start_process(&company_id, action);
+    let body = Json(json!({ "processIds": [process_id] }));
+    Ok((StatusCode::ACCEPTED, body).into_response())
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -159,7 +232,7 @@ pub(crate) async fn statements(
     // Like nextRecordsUrl, `more` points at the global host whatever the tenant's region.
     let more = format!(
         "{}/services/data/v4.0/xapi/statements?more={}",
-        app.shared.urls.api_global,
+        continuation_base(&app, company),
         encode_cursor(&next)
     );
     Ok(Json(json!({ "statements": statements, "more": more })))

@@ -2,6 +2,10 @@
 
 mod auth;
 mod content;
+mod control;
+mod entity;
+mod groups;
+mod legacy_jwt;
 mod odata;
 mod users;
 
@@ -15,10 +19,11 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::{Serialize, de::DeserializeOwned};
 
 pub(crate) use auth::{expire_tokens, revoke_tokens};
+pub(crate) use control::CONTROL_PREFIX;
 
 use crate::{
     error::{self, ApiError},
-    state::{AppState, Host},
+    state::{AppState, Company, Host},
 };
 
 /// Builds the router of one listener: REST and xAPI on the regional API hosts, OData on admin.
@@ -42,19 +47,44 @@ pub(crate) fn router(state: AppState) -> Router {
                 "/services/data/v4.0/mtobjects/Users",
                 post(users::search).get(users::search_continuation),
             )
+            .route("/services/data/v2.0/mtobjects/Users", post(users::list_v2))
+            .route(
+                "/services/data/v2.0/mtobjects/User/{user_id}",
+                get(users::get_user),
+            )
+            .route("/services/data/v2.0/mtobjects/Groups", post(groups::lookup))
+            .route("/services/data/v2.0/mtobjects/Group", post(groups::create))
             .route("/api/v2/series/list", get(content::list_series))
             .route(
                 "/api/v2/series/{series_id}/list",
                 get(content::list_modules),
             )
             .route(
+                "/api/v2/series/{series_id}/learners",
+                post(content::assign_learners),
+            )
+            .route(
+                "/api/v2/jit/series/{series_id}/entity/{module_id}",
+                get(entity::module_details),
+            )
+            .route(
+                "/api/v2/entity/{module_id}/learning_objects",
+                get(entity::learning_objects),
+            )
+            .route(
                 "/services/data/v4.0/xapi/statements",
                 get(content::statements),
             ),
-        Host::Admin => Router::new().route(
-            "/Odata.svc/LearnerModulePerformances",
-            get(odata::learner_module_performances),
-        ),
+        Host::Admin => Router::new()
+            .route(
+                "/Odata.svc/LearnerModulePerformances",
+                get(odata::learner_module_performances),
+            )
+            .route(
+                control::FAULTS_PATH,
+                post(control::inject_fault).delete(control::clear_faults),
+            )
+            .route(control::STATS_PATH, get(control::stats)),
     };
     routes
         .fallback(error::no_route)
@@ -117,4 +147,14 @@ fn decode_cursor<T: DeserializeOwned>(raw: &str) -> Result<T, ApiError> {
         .ok_or_else(|| {
             ApiError::bad_request("Invalid cursor; restart the listing from the first page")
         })
+}
+
+/// Base URL for continuation links of a company: the global host while the quirk is on,
+/// otherwise the host that served the page.
+fn continuation_base<'a>(app: &'a AppState, company: &Company) -> &'a str {
+    if company.switches.global_continuation {
+        &app.shared.urls.api_global
+    } else {
+        app.shared.urls.of(app.host)
+    }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use axum::{
     Json,
     body::Bytes,
-    extract::{Query, State},
+    extract::{Path, Query, State},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
@@ -16,9 +16,10 @@ use crate::{
     error::ApiError,
     fixtures::UserState,
     routes::{
-        auth::authenticate, decode_cursor, encode_cursor, parse_body, parse_limit, query_param,
+        auth::authenticate, continuation_base, decode_cursor, encode_cursor, parse_body,
+        parse_limit, query_param,
     },
-    state::{AppState, ProcessAction, UserWrite},
+    state::{AppState, Company, EmulatedUser, ProcessAction, UserWrite},
 };
 
 /// The most entries one upsert or deactivate request may carry.
@@ -164,6 +165,30 @@ struct UserSearch {
     user_states: Vec<UserState>,
 }
 
+impl UserSearch {
+    fn matching<'a>(&self, company: &'a Company) -> Vec<&'a EmulatedUser> {
+        company
+            .users
+            .iter()
+            .filter(|u| {
+                self.emails.is_empty()
+                    || self.emails.iter().any(|e| e.eq_ignore_ascii_case(&u.email))
+            })
+            .filter(|u| {
+                self.group_ids.is_empty() || u.group_ids.iter().any(|g| self.group_ids.contains(g))
+            })
+            .filter(|u| self.user_states.is_empty() || self.user_states.contains(&u.user_state))
+            .collect()
+    }
+}
+
+/// A user as the API returns it. The emulator stores no manager links, so `managers` is empty.
+fn user_json(user: &EmulatedUser) -> Value {
+    let mut value = json!(user);
+    value["managers"] = json!([]);
+    value
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct UserCursor {
     company_id: String,
@@ -218,33 +243,11 @@ fn search_page(app: &AppState, state: &crate::state::State, cursor: UserCursor) 
     let Some(company) = state.companies.get(&cursor.company_id) else {
         return json!({ "users": [], "done": true });
     };
-    let search = &cursor.search;
-    let matching: Vec<_> = company
-        .users
-        .iter()
-        .filter(|u| {
-            search.emails.is_empty()
-                || search
-                    .emails
-                    .iter()
-                    .any(|e| e.eq_ignore_ascii_case(&u.email))
-        })
-        .filter(|u| {
-            search.group_ids.is_empty() || u.group_ids.iter().any(|g| search.group_ids.contains(g))
-        })
-        .filter(|u| search.user_states.is_empty() || search.user_states.contains(&u.user_state))
-        .collect();
+    let matching = cursor.search.matching(company);
 
     let end = (cursor.offset + cursor.limit).min(matching.len());
     let page = matching.get(cursor.offset..end).unwrap_or_default();
-    let users: Vec<Value> = page
-        .iter()
-        .map(|u| {
-            let mut user = json!(u);
-            user["managers"] = json!([]);
-            user
-        })
-        .collect();
+    let users: Vec<Value> = page.iter().map(|u| user_json(u)).collect();
 
     if end >= matching.len() {
         return json!({ "users": users, "done": true });
@@ -253,11 +256,50 @@ fn search_page(app: &AppState, state: &crate::state::State, cursor: UserCursor) 
         offset: end,
         ..cursor
     };
-    // MindTickle puts the continuation URL on the global host whatever the tenant's region.
+    // MindTickle puts the continuation URL on the global host whatever the tenant's region,
+    // unless a test switched that quirk off.
     let next_url = format!(
         "{}/services/data/v4.0/mtobjects/Users?cursor={}",
-        app.shared.urls.api_global,
+        continuation_base(app, company),
         encode_cursor(&next)
     );
     json!({ "users": users, "done": false, "nextRecordsUrl": next_url })
+}
+
+/// `POST /services/data/v2.0/mtobjects/Users`: every matching user in one response, unpaged.
+/// The body takes the same filters as the v4.0 search.
+pub(crate) async fn list_v2(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let mut state = app.shared.lock();
+    let company_id = authenticate(&app, &mut state, &headers, false)?;
+    let search: UserSearch = parse_body(&body)?;
+    let Some(company) = state.companies.get(&company_id) else {
+        return Ok(Json(json!({ "users": [], "totalSize": 0 })));
+    };
+    let users: Vec<Value> = search
+        .matching(company)
+        .into_iter()
+        .map(user_json)
+        .collect();
+    Ok(Json(json!({ "totalSize": users.len(), "users": users })))
+}
+
+/// `GET /services/data/v2.0/mtobjects/User/{user_id}`.
+// NOTE: proposed response body: the user object alone, as the v4.0 search lists it.
+pub(crate) async fn get_user(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(user_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let mut state = app.shared.lock();
+    let company_id = authenticate(&app, &mut state, &headers, false)?;
+    state
+        .companies
+        .get(&company_id)
+        .and_then(|c| c.users.iter().find(|u| u.id == user_id))
+        .map(|user| Json(user_json(user)))
+        .ok_or_else(|| ApiError::not_found(format!("User not found: {user_id}")))
 }

@@ -2,7 +2,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use mindtickle_emulator::{Emulator, Options, RateLimitProfile, Region, demo_fixtures};
+mod faults;
+mod generator;
+mod legacy_jwt;
+mod routes;
+
+use std::time::Duration;
+
+use mindtickle_emulator::{
+    CompanyFixture, Emulator, Fixtures, Options, RateLimitProfile, Region, demo_fixtures,
+};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -12,12 +21,32 @@ struct TestApp {
 }
 
 async fn spawn(options: Options) -> TestApp {
+    spawn_with(demo_fixtures(), options).await
+}
+
+async fn spawn_with(fixtures: Fixtures, options: Options) -> TestApp {
     // reqwest with `rustls-no-provider` panics on construction without a crypto provider.
     let _ = rustls::crypto::ring::default_provider().install_default();
     TestApp {
-        emulator: Emulator::start(demo_fixtures(), options).await.unwrap(),
+        emulator: Emulator::start(fixtures, options).await.unwrap(),
         http: reqwest::Client::new(),
     }
+}
+
+/// Options with no rate limit and bulk processes that finish after 30 ms.
+fn fast_processes() -> Options {
+    Options {
+        process_delay: Duration::from_millis(30),
+        ..no_limit()
+    }
+}
+
+fn demo_company(company_id: &str) -> CompanyFixture {
+    demo_fixtures()
+        .companies
+        .into_iter()
+        .find(|c| c.company_id == company_id)
+        .unwrap()
 }
 
 fn no_limit() -> Options {
@@ -56,6 +85,71 @@ impl TestApp {
             .unwrap();
         assert_eq!(response["expires_in"], 3600);
         response["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Exchanges the first key pair of a company for a token on the host of its region.
+    async fn token_for(&self, company: &CompanyFixture) -> String {
+        let pair = &company.key_pairs[0];
+        let body = json!({
+            "api_key": pair.api_key,
+            "secret_key": pair.secret_key,
+            "ls_url": company.ls_url,
+        });
+        let response = self.token_response(company.region, body).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.unwrap();
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    fn api(&self, region: Region, path: &str) -> String {
+        format!("{}{path}", self.emulator.api_url(region))
+    }
+
+    fn control(&self, path: &str) -> String {
+        format!("{}/__emulator/{path}", self.emulator.admin_url())
+    }
+
+    async fn post(&self, url: String, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+        let mut request = self.http.post(url).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Starts an upsert and waits until its process finishes; returns the process id.
+    async fn upsert(&self, region: Region, token: &str, users: Value) -> String {
+        let url = self.api(region, "/services/data/v2.0/mtobjects/Users/upsert");
+        let (status, body) = self.post(url, Some(token), json!({ "users": users })).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        let process_id = body["processIds"][0].as_str().unwrap().to_owned();
+        self.wait_for_process(region, token, &process_id).await;
+        process_id
+    }
+
+    /// Polls a process until it reports SUCCESS or FAILED, for at most five seconds, and
+    /// returns the whole status response.
+    async fn wait_for_process(&self, region: Region, token: &str, process_id: &str) -> Value {
+        let url = self.api(
+            region,
+            &format!("/services/data/v2.0/process/status?processIds={process_id}"),
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let (status, body) = self.get(url.clone(), Some(token)).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            let state = body["status"][process_id].as_str().unwrap();
+            if state == "SUCCESS" || state == "FAILED" {
+                return body;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "process {process_id} still {state}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     async fn get(&self, url: String, token: Option<&str>) -> (StatusCode, Value) {

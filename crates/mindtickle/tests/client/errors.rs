@@ -3,7 +3,7 @@ use std::time::Duration;
 use mindtickle::Error;
 use mindtickle_emulator::{Fault, HTTP_DATE_RETRY_SECONDS, Options, RateLimitProfile, RetryAfter};
 
-use crate::harness::{ACME, client, options, spawn};
+use crate::harness::{ACME, client, options, quick_retries, spawn};
 
 async fn rate_limited_after(retry_after: RetryAfter) -> Option<Duration> {
     let emulator = spawn(options()).await;
@@ -52,7 +52,7 @@ async fn rate_limited_without_header() {
 #[tokio::test]
 async fn server_error_is_retryable_api_error() {
     let emulator = spawn(options()).await;
-    let client = client(&emulator, ACME);
+    let client = client(&emulator, ACME).with_retry_policy(quick_retries(0));
     client.list_series().await.unwrap();
 
     emulator.inject(Fault::Status {

@@ -1,12 +1,20 @@
 //! Starts an emulator with the demo fixtures and builds clients for its tenants.
 
 use std::{
-    sync::{Arc, Mutex},
+    future::Future,
+    pin::Pin,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
-use mindtickle::{Client, Clock, ProcessId, ProcessStatusReport, TenantConfig, UserUpsert};
-use mindtickle_emulator::{Emulator, Options, RateLimitProfile, demo_fixtures};
+use mindtickle::{
+    Client, Clock, GateRejected, ProcessId, ProcessStatusReport, RequestGate, RetryPolicy,
+    TenantConfig, UserUpsert,
+};
+use mindtickle_emulator::{Emulator, Fixtures, Options, RateLimitProfile, demo_fixtures};
 
 pub const ACME: &str = "acme";
 pub const GLOBEX: &str = "globex";
@@ -27,7 +35,11 @@ pub async fn spawn(options: Options) -> Emulator {
 }
 
 pub fn tenant(emulator: &Emulator, company_id: &str) -> TenantConfig {
-    let fixtures = demo_fixtures();
+    tenant_of(emulator, &demo_fixtures(), company_id)
+}
+
+/// Builds the settings of a company of `fixtures`, which the emulator must serve.
+pub fn tenant_of(emulator: &Emulator, fixtures: &Fixtures, company_id: &str) -> TenantConfig {
     let company = fixtures.company(company_id).unwrap();
     let pair = &company.key_pairs[0];
     TenantConfig {
@@ -109,4 +121,71 @@ pub async fn wait_for(client: &Client, ids: &[ProcessId]) -> ProcessStatusReport
 pub async fn provision(client: &Client, users: &[UserUpsert]) {
     let ids = client.upsert_users(users).await.unwrap();
     wait_for(client, &ids).await;
+}
+
+/// Retries without meaningful waits, so retry tests stay fast.
+pub fn quick_retries(max_retries: u32) -> RetryPolicy {
+    RetryPolicy {
+        max_retries,
+        base_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(5),
+    }
+}
+
+/// A request gate that counts what the client asks of it and admits or rejects every request.
+#[derive(Debug, Default)]
+pub struct RecordingGate {
+    acquired: AtomicUsize,
+    rate_limits: Mutex<Vec<Option<Duration>>>,
+    rejection: Option<GateRejected>,
+}
+
+impl RecordingGate {
+    pub fn admitting() -> Arc<RecordingGate> {
+        Arc::new(RecordingGate::default())
+    }
+
+    pub fn rejecting(rejection: GateRejected) -> Arc<RecordingGate> {
+        Arc::new(RecordingGate {
+            rejection: Some(rejection),
+            ..RecordingGate::default()
+        })
+    }
+
+    /// Calls of `acquire`, one per HTTP request the client meant to send.
+    pub fn acquired(&self) -> usize {
+        self.acquired.load(Ordering::SeqCst)
+    }
+
+    pub fn rate_limits(&self) -> Vec<Option<Duration>> {
+        self.rate_limits.lock().unwrap().clone()
+    }
+}
+
+impl RequestGate for RecordingGate {
+    fn acquire(&self) -> Pin<Box<dyn Future<Output = Result<(), GateRejected>> + Send + '_>> {
+        self.acquired.fetch_add(1, Ordering::SeqCst);
+        let outcome = match self.rejection {
+            Some(rejection) => Err(rejection),
+            None => Ok(()),
+        };
+        Box::pin(std::future::ready(outcome))
+    }
+
+    fn on_rate_limited(&self, retry_after: Option<Duration>) {
+        self.rate_limits.lock().unwrap().push(retry_after);
+    }
+}
+
+/// A client of the emulator with quick retries and a recording gate.
+pub fn gated_client(
+    emulator: &Emulator,
+    company_id: &str,
+    max_retries: u32,
+) -> (Client, Arc<RecordingGate>) {
+    let gate = RecordingGate::admitting();
+    let client = client(emulator, company_id)
+        .with_retry_policy(quick_retries(max_retries))
+        .with_request_gate(gate.clone());
+    (client, gate)
 }

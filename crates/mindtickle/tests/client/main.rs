@@ -4,6 +4,10 @@
 
 mod auth;
 mod errors;
+mod gate;
 mod harness;
+mod net;
 mod progress;
+mod retries;
+mod streams;
 mod users;
