@@ -70,16 +70,23 @@ impl JobRunner {
 
     pub async fn claim(&self, limit: i64) -> Result<Vec<ClaimedJob>, sqlx::Error> {
         let mut tx = SystemTx::begin(&self.pool, SystemRole::Worker).await?;
+        // Due jobs are taken round-robin across tenants (each tenant's oldest first, then each
+        // tenant's second oldest, ...), so one tenant's backlog cannot fill every claim.
         let jobs = sqlx::query_as::<_, ClaimedJob>(AssertSqlSafe(format!(
             "UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_at = now(),
                     locked_by = $1, updated_at = now()
              WHERE (tenant_id, job_id) IN (
-                 SELECT tenant_id, job_id FROM jobs
-                 WHERE (status = 'pending' AND run_at <= now())
-                    OR (status = 'running' AND locked_at < now() - interval '{LEASE}')
-                 ORDER BY run_at
+                 SELECT j.tenant_id, j.job_id FROM jobs j
+                 JOIN (
+                     SELECT tenant_id, job_id,
+                            row_number() OVER (PARTITION BY tenant_id ORDER BY run_at, job_id) AS turn
+                     FROM jobs
+                     WHERE (status = 'pending' AND run_at <= now())
+                        OR (status = 'running' AND locked_at < now() - interval '{LEASE}')
+                 ) due ON due.tenant_id = j.tenant_id AND due.job_id = j.job_id
+                 ORDER BY due.turn, j.run_at
                  LIMIT $2
-                 FOR UPDATE SKIP LOCKED)
+                 FOR UPDATE OF j SKIP LOCKED)
              RETURNING tenant_id, job_id, kind, payload, attempts, max_attempts"
         )))
         .bind(&self.worker_id)
@@ -99,9 +106,14 @@ impl JobRunner {
     {
         let jobs = self.claim(limit).await?;
         let count = jobs.len();
-        for job in jobs {
+        // Claimed jobs run concurrently: a job waiting for its tenant's MindTickle budget must not
+        // hold back the jobs of other tenants.
+        let runs = jobs.into_iter().map(|job| {
             let span = tracing::info_span!("job", tenant_id = %job.tenant_id, job_id = %job.job_id, kind = %job.kind, attempt = job.attempts);
-            let outcome = handler(job.clone()).instrument(span).await;
+            let outcome = handler(job.clone()).instrument(span);
+            async move { (job, outcome.await) }
+        });
+        for (job, outcome) in futures::future::join_all(runs).await {
             self.record(&job, outcome).await?;
         }
         Ok(count)

@@ -92,3 +92,44 @@ async fn pending_job_key_deduplicates() {
     tx.commit().await.unwrap();
     assert_eq!(app.owner_count("SELECT count(*) FROM jobs").await, 1);
 }
+
+#[tokio::test]
+async fn claims_rotate_across_tenants() {
+    let Some(app) = spawn_app().await else { return };
+    let busy = app.create_tenant("busy-a", "acme").await;
+    let quiet = app.create_tenant("quiet-b", "globex").await;
+    let mut tx = TenantTx::begin(&app.db.runtime, &busy).await.unwrap();
+    for _ in 0..30 {
+        let spec = JobSpec {
+            kind: "noop",
+            payload: json!({}),
+            key: None,
+            run_at: Some(chrono::Utc::now() - chrono::Duration::minutes(5)),
+        };
+        enqueue(&mut tx, spec, 1).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let mut tx = TenantTx::begin(&app.db.runtime, &quiet).await.unwrap();
+    let spec = JobSpec {
+        kind: "noop",
+        payload: json!({}),
+        key: None,
+        run_at: None,
+    };
+    enqueue(&mut tx, spec, 1).await.unwrap();
+    tx.commit().await.unwrap();
+
+    // The quiet tenant's one job is newer than all 30 of the busy tenant's, and still comes
+    // within the first claim.
+    let runner = JobRunner::new(app.db.runtime.clone(), app.state.config().jobs.clone());
+    let claimed = runner.claim(5).await.unwrap();
+    assert_eq!(claimed.len(), 5);
+    assert!(
+        claimed.iter().any(|job| job.tenant_id == quiet),
+        "{:?}",
+        claimed
+            .iter()
+            .map(|job| job.tenant_id.to_string())
+            .collect::<Vec<_>>()
+    );
+}
