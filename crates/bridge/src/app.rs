@@ -60,6 +60,7 @@ impl AppState {
                 per_minute: config.mindtickle.requests_per_minute,
             },
             Duration::from_millis(config.mindtickle.budget_max_wait_ms),
+            config.mindtickle.credentials_key.as_ref(),
         )?;
         let quota = governor::Quota::per_second(
             std::num::NonZeroU32::new(config.scim.requests_per_second)

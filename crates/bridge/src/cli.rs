@@ -242,7 +242,7 @@ fn parse_tenant(raw: &str) -> Result<TenantId, Failure> {
 }
 
 pub async fn run(cli: Cli) -> ExitCode {
-    let config = match Config::load(cli.config.as_deref()) {
+    let mut config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("error: {error}");
@@ -254,6 +254,11 @@ pub async fn run(cli: Cli) -> ExitCode {
         _ => "warn",
     };
     crate::telemetry::init_logging(&config.log, default_level);
+    let embedded = config.database.url.is_none();
+    if let Err(error) = crate::server::resolve_credentials_key(&mut config, embedded) {
+        eprintln!("error: {error:#}");
+        return ExitCode::FAILURE;
+    }
     match execute(cli.command, config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage(message)) => {
@@ -657,9 +662,14 @@ async fn tenant_command(command: TenantCommand, config: Config) -> Result<(), Fa
                     per_minute: config.mindtickle.requests_per_minute,
                 },
                 Duration::from_millis(config.mindtickle.budget_max_wait_ms),
+                config.mindtickle.credentials_key.as_ref(),
             )?
             .set_account(&database.pool, &tenant, &account)
-            .await?;
+            .await
+            .map_err(|error| match error {
+                crate::sync::SyncError::Credentials(error) => Failure::Usage(error.to_string()),
+                other => Failure::Runtime(other.into()),
+            })?;
             println!("MindTickle account of tenant {tenant} saved");
             Ok(())
         }

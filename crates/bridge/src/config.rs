@@ -122,6 +122,10 @@ pub struct MindTickleConfig {
     /// Milliseconds a call may wait for its tenant's budget before the work is queued for the
     /// next window instead.
     pub budget_max_wait_ms: u64,
+    /// AES-256 key (32 bytes, base64) that encrypts tenants' MindTickle secrets at rest. Unset
+    /// with the embedded database: a key is created in `database.data_dir`.
+    #[serde(skip_serializing)]
+    pub credentials_key: Option<SecretString>,
 }
 
 impl Default for MindTickleConfig {
@@ -132,6 +136,7 @@ impl Default for MindTickleConfig {
             requests_per_second: 3,
             requests_per_minute: 55,
             budget_max_wait_ms: 1000,
+            credentials_key: None,
         }
     }
 }
@@ -322,6 +327,15 @@ impl Config {
                 "log.level",
                 format!("{level:?}"),
                 &format!("a tracing filter such as info or info,bridge=debug ({error})"),
+            );
+        }
+        if let Some(key) = &self.mindtickle.credentials_key
+            && crate::sync::CredentialsKey::from_base64(key).is_err()
+        {
+            return invalid(
+                "mindtickle.credentials_key",
+                "a value (not shown)".into(),
+                "32 random bytes in base64, such as the output of openssl rand -base64 32",
             );
         }
         if self.mindtickle.requests_per_second == 0 {

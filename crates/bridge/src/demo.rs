@@ -74,6 +74,8 @@ struct DemoTenant {
 
 pub async fn run(mut config: Config, serve: bool, out: &mut impl Write) -> anyhow::Result<()> {
     crate::install_crypto_provider();
+    let embedded = config.database.url.is_none();
+    crate::server::resolve_credentials_key(&mut config, embedded)?;
     let emulator = mindtickle_emulator::Emulator::start(
         mindtickle_emulator::demo_fixtures(),
         mindtickle_emulator::Options {

@@ -31,6 +31,54 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Database> {
     Ok(database)
 }
 
+/// Fills in `mindtickle.credentials_key` for the embedded database when it is not configured: a
+/// key kept beside the data, created on first use with permissions for its owner only. A server
+/// deployment must configure the key, because its data may outlive any one machine.
+pub fn resolve_credentials_key(config: &mut Config, embedded: bool) -> anyhow::Result<()> {
+    if config.mindtickle.credentials_key.is_some() || !embedded {
+        return Ok(());
+    }
+    std::fs::create_dir_all(&config.database.data_dir).map_err(|error| {
+        anyhow::anyhow!(
+            "failed to create {}: {error}",
+            config.database.data_dir.display()
+        )
+    })?;
+    let path = config.database.data_dir.join("mindtickle-credentials.key");
+    let key = match std::fs::read_to_string(&path) {
+        Ok(existing) => SecretString::from(existing.trim().to_owned()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let key = crate::sync::CredentialsKey::generate();
+            write_private(&path, secrecy::ExposeSecret::expose_secret(&key))?;
+            tracing::info!(path = %path.display(), "created the key that encrypts MindTickle secrets");
+            key
+        }
+        Err(error) => {
+            return Err(anyhow::anyhow!(
+                "failed to read {}: {error}",
+                path.display()
+            ));
+        }
+    };
+    crate::sync::CredentialsKey::from_base64(&key)
+        .map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
+    config.mindtickle.credentials_key = Some(key);
+    Ok(())
+}
+
+fn write_private(path: &std::path::Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .map_err(|error| anyhow::anyhow!("failed to create {}: {error}", path.display()))?;
+    file.write_all(contents.as_bytes())?;
+    Ok(())
+}
+
 pub fn jwt_keys(config: &Config, secret: Option<SecretString>) -> anyhow::Result<JwtKeys> {
     let secret = secret.or_else(|| config.auth.jwt_secret.clone()).ok_or_else(|| {
         anyhow::anyhow!(

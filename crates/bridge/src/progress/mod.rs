@@ -166,6 +166,9 @@ pub async fn sync_user_progress(
         .await
         .map_err(|error| match error {
             crate::sync::SyncError::NoAccount(_) => ApiError::Conflict(error.to_string()),
+            crate::sync::SyncError::Credentials(error) => {
+                ApiError::Internal(anyhow::Error::new(error).context("open MindTickle credentials"))
+            }
             crate::sync::SyncError::Database(error) => error.into(),
         })?;
     let courses = match client.learner_progress(&email).await {

@@ -6,6 +6,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
 
 use super::budget::{BudgetLimits, Budgets, TenantGate};
+use super::credentials::{CredentialsError, CredentialsKey};
 use crate::jobs::JobFailure;
 use crate::tenancy::{TenantId, TenantTx};
 
@@ -33,6 +34,8 @@ pub enum SyncError {
     #[error("tenant {0} has no MindTickle account configured")]
     NoAccount(TenantId),
     #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
 
@@ -40,7 +43,8 @@ impl SyncError {
     pub fn job_failure(&self) -> JobFailure {
         match self {
             // An operator can add the account; retrying later may then succeed.
-            SyncError::NoAccount(_) => JobFailure::Retryable {
+            // An operator can add the account or fix the key; retrying later may then succeed.
+            SyncError::NoAccount(_) | SyncError::Credentials(_) => JobFailure::Retryable {
                 message: self.to_string(),
                 not_before: None,
             },
@@ -72,6 +76,7 @@ pub struct MindTickleAccounts {
     clients: Arc<Mutex<HashMap<TenantId, mindtickle::Client>>>,
     budgets: Budgets,
     default_limits: BudgetLimits,
+    credentials_key: Option<CredentialsKey>,
 }
 
 impl MindTickleAccounts {
@@ -79,7 +84,11 @@ impl MindTickleAccounts {
         timeout: Duration,
         default_limits: BudgetLimits,
         budget_max_wait: Duration,
+        credentials_key: Option<&SecretString>,
     ) -> anyhow::Result<MindTickleAccounts> {
+        let credentials_key = credentials_key
+            .map(CredentialsKey::from_base64)
+            .transpose()?;
         crate::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(timeout)
@@ -91,6 +100,7 @@ impl MindTickleAccounts {
             clients: Arc::default(),
             budgets: Budgets::new(default_limits, budget_max_wait),
             default_limits,
+            credentials_key,
         })
     }
 
@@ -131,6 +141,13 @@ impl MindTickleAccounts {
             }),
         };
         let budget = self.budgets.for_tenant(tenant, limits);
+        let key = self
+            .credentials_key
+            .as_ref()
+            .ok_or(CredentialsError::NoKey)?;
+        let secret_key = key.decrypt(tenant, "secret_key", &row.secret_key)?;
+        let reporting_password =
+            key.decrypt(tenant, "reporting_password", &row.reporting_password)?;
         let client = mindtickle::Client::new(
             self.http.clone(),
             mindtickle::TenantConfig {
@@ -138,9 +155,9 @@ impl MindTickleAccounts {
                 admin_base: row.admin_base,
                 ls_url: row.ls_url,
                 api_key: row.api_key,
-                secret_key: SecretString::from(row.secret_key),
+                secret_key,
                 reporting_user: row.reporting_user,
-                reporting_password: SecretString::from(row.reporting_password),
+                reporting_password,
             },
         )
         .with_request_gate(Arc::new(TenantGate(budget)));
@@ -151,16 +168,24 @@ impl MindTickleAccounts {
         Ok(client)
     }
 
-    /// Stores the tenant's account and drops its cached client, so the next call uses it.
-    ///
-    /// NOTE: the keys are stored as plain text, readable only through the tenant's own
-    /// row-level security policy; encrypting them at rest is not built yet.
+    /// Stores the tenant's account, its secrets encrypted, and drops its cached client, so the
+    /// next call uses it.
     pub async fn set_account(
         &self,
         pool: &PgPool,
         tenant: &TenantId,
         account: &MindTickleAccount,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), SyncError> {
+        let key = self
+            .credentials_key
+            .as_ref()
+            .ok_or(CredentialsError::NoKey)?;
+        let secret_key = key.encrypt(tenant, "secret_key", account.secret_key.expose_secret());
+        let reporting_password = key.encrypt(
+            tenant,
+            "reporting_password",
+            account.reporting_password.expose_secret(),
+        );
         let mut tx = TenantTx::begin(pool, tenant).await?;
         sqlx::query(
             "INSERT INTO mindtickle_accounts
@@ -180,9 +205,9 @@ impl MindTickleAccounts {
         .bind(&account.admin_base)
         .bind(&account.ls_url)
         .bind(&account.api_key)
-        .bind(account.secret_key.expose_secret())
+        .bind(&secret_key)
         .bind(&account.reporting_user)
-        .bind(account.reporting_password.expose_secret())
+        .bind(&reporting_password)
         .bind(account.requests_per_second.and_then(|value| i32::try_from(value).ok()))
         .bind(account.requests_per_minute.and_then(|value| i32::try_from(value).ok()))
         .execute(tx.conn())

@@ -3,6 +3,7 @@
 
 mod accounts;
 pub mod budget;
+mod credentials;
 mod push;
 mod status;
 
@@ -13,6 +14,7 @@ use crate::app::AppState;
 use crate::jobs::{ClaimedJob, JobFailure, JobOutcome};
 
 pub use accounts::{MindTickleAccount, MindTickleAccounts, SyncError};
+pub use credentials::{CredentialsError, CredentialsKey};
 pub use status::{PendingWork, SyncStatus};
 
 pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {

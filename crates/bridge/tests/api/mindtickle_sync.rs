@@ -12,8 +12,10 @@ use crate::support::{JWT_SECRET, TestApp, okta_user, spawn_app, test_config};
 /// Serves the same database with another configuration, and returns its base URL.
 async fn serve_with(
     app: &TestApp,
-    config: bridge::config::Config,
+    mut config: bridge::config::Config,
 ) -> (String, bridge::app::AppState) {
+    // The same key as the app that stored the accounts, or their secrets would not open.
+    config.mindtickle.credentials_key = app.state.config().mindtickle.credentials_key.clone();
     let keys = JwtKeys::new(
         &secrecy::SecretString::from(JWT_SECRET),
         "enablement-bridge",
@@ -61,9 +63,11 @@ async fn over_budget_sync_is_queued() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 202);
-    assert!(response.headers().contains_key("retry-after"));
+    let status = response.status();
+    let has_retry_after = response.headers().contains_key("retry-after");
     let queued: Value = response.json().await.unwrap();
+    assert_eq!(status, 202, "{queued}");
+    assert!(has_retry_after);
     assert_eq!(queued["status"], "queued");
     let run_at: chrono::DateTime<chrono::Utc> = queued["run_at"].as_str().unwrap().parse().unwrap();
     assert!(run_at > chrono::Utc::now(), "{queued}");
@@ -330,4 +334,37 @@ async fn reconcile_repairs_drift() {
     );
     let next = app.owner_count("SELECT count(*) FROM jobs WHERE kind = 'mindtickle.reconcile' AND status = 'pending' AND run_at > now() + interval '23 hours'").await;
     assert_eq!(next, 1, "the next reconcile is scheduled");
+}
+
+#[tokio::test]
+async fn credentials_are_encrypted_at_rest() {
+    let Some(app) = spawn_app().await else { return };
+    app.create_tenant("acme-a", "acme").await;
+    let fixtures = mindtickle_emulator::demo_fixtures();
+    let company = fixtures.company("acme").unwrap();
+    let (secret_key, reporting_password): (String, String) = sqlx::query_as(
+        "SELECT secret_key, reporting_password FROM mindtickle_accounts WHERE tenant_id = 'acme-a'",
+    )
+    .fetch_one(&app.db.owner)
+    .await
+    .unwrap();
+    assert!(secret_key.starts_with("v1:"), "{secret_key}");
+    assert!(!secret_key.contains(&company.key_pairs[0].secret_key));
+    assert!(!reporting_password.contains(&company.reporting_password));
+
+    // A row copied into another tenant does not decrypt there.
+    let other = app.create_tenant("globex-b", "globex").await;
+    sqlx::query("UPDATE mindtickle_accounts SET secret_key = $1 WHERE tenant_id = 'globex-b'")
+        .bind(&secret_key)
+        .execute(&app.db.owner)
+        .await
+        .unwrap();
+    let error = app
+        .state
+        .mindtickle()
+        .client(&app.db.runtime, &other)
+        .await
+        .err()
+        .expect("a secret sealed for another tenant must not open");
+    assert!(error.to_string().contains("cannot be decrypted"), "{error}");
 }

@@ -114,6 +114,7 @@ pub fn test_config() -> Config {
     let mut config = Config::load(None).expect("default config");
     config.auth.jwt_secret = Some(SecretString::from(JWT_SECRET));
     config.mindtickle.process_poll_secs = 0;
+    config.mindtickle.credentials_key = Some(bridge::sync::CredentialsKey::generate());
     // Tests other than the budget's own run at full speed against the emulator.
     config.mindtickle.requests_per_second = 10_000;
     config.mindtickle.requests_per_minute = 1_000_000;
@@ -123,6 +124,16 @@ pub fn test_config() -> Config {
 
 pub async fn spawn_app() -> Option<TestApp> {
     bridge::install_crypto_provider();
+    // ENABLEMENT_BRIDGE_TEST_LOG=debug shows the service's log of a failing test.
+    if let Ok(level) = std::env::var("ENABLEMENT_BRIDGE_TEST_LOG") {
+        bridge::telemetry::init_logging(
+            &bridge::config::LogConfig {
+                format: bridge::config::LogFormat::Pretty,
+                level: Some(level),
+            },
+            "info",
+        );
+    }
     let db = TestDatabase::create().await?;
     bridge::db::isolation_self_check(&db.runtime, bridge::tenancy::TENANT_ROLE, true)
         .await
