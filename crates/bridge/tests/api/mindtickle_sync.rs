@@ -359,12 +359,8 @@ async fn credentials_are_encrypted_at_rest() {
         .execute(&app.db.owner)
         .await
         .unwrap();
-    let error = app
-        .state
-        .mindtickle()
-        .client(&app.db.runtime, &other)
-        .await
-        .err()
-        .expect("a secret sealed for another tenant must not open");
+    let Err(error) = app.state.mindtickle().client(&app.db.runtime, &other).await else {
+        panic!("a secret sealed for another tenant must not open");
+    };
     assert!(error.to_string().contains("cannot be decrypted"), "{error}");
 }
