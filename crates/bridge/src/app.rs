@@ -61,6 +61,7 @@ impl AppState {
             },
             Duration::from_millis(config.mindtickle.budget_max_wait_ms),
             config.mindtickle.credentials_key.as_ref(),
+            config.redis.url.as_ref(),
         )?;
         let quota = governor::Quota::per_second(
             std::num::NonZeroU32::new(config.scim.requests_per_second)
@@ -211,7 +212,11 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         .await
         .is_ok();
     let cache = state.cache().ping().await;
-    let status = if database && cache {
+    let redis = match state.mindtickle().shared_budget() {
+        Some(shared) => Some(shared.ping().await),
+        None => None,
+    };
+    let status = if database && cache && redis != Some(false) {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
@@ -222,6 +227,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         Json(json!({
             "database": describe(database),
             "cache": describe(cache),
+            "redis": redis.map_or("not configured", describe),
             "bus": "ok",
         })),
     )

@@ -663,6 +663,7 @@ async fn tenant_command(command: TenantCommand, config: Config) -> Result<(), Fa
                 },
                 Duration::from_millis(config.mindtickle.budget_max_wait_ms),
                 config.mindtickle.credentials_key.as_ref(),
+                config.redis.url.as_ref(),
             )?
             .set_account(&database.pool, &tenant, &account)
             .await

@@ -28,6 +28,8 @@ pub struct Config {
     #[serde(default)]
     pub scim: ScimConfig,
     #[serde(default)]
+    pub redis: RedisConfig,
+    #[serde(default)]
     pub jobs: JobsConfig,
     #[serde(default)]
     pub readiness: ReadinessConfig,
@@ -139,6 +141,13 @@ impl Default for MindTickleConfig {
             credentials_key: None,
         }
     }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// Redis URL. Set: MindTickle request budgets are shared by every replica through it.
+    pub url: Option<SecretString>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -301,6 +310,17 @@ impl Config {
                 }
             }
         }
+        if let Some(url) = &self.redis.url {
+            let url = url.expose_secret();
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                let scheme = url.split("://").next().unwrap_or_default();
+                return invalid(
+                    "redis.url",
+                    format!("a URL with scheme {scheme:?}"),
+                    "a redis:// or rediss:// URL",
+                );
+            }
+        }
         if self.database.max_connections == 0 {
             return invalid("database.max_connections", "0".into(), "at least 1");
         }
@@ -402,7 +422,10 @@ fn describe_figment_error(error: figment::Error) -> String {
 }
 
 fn is_secret_key(key: &str) -> bool {
-    key.ends_with("url") || key.contains("secret") || key.contains("password")
+    key.ends_with("url")
+        || key.contains("secret")
+        || key.contains("password")
+        || key.ends_with("_key")
 }
 
 #[cfg(test)]

@@ -85,7 +85,12 @@ impl MindTickleAccounts {
         default_limits: BudgetLimits,
         budget_max_wait: Duration,
         credentials_key: Option<&SecretString>,
+        redis_url: Option<&SecretString>,
     ) -> anyhow::Result<MindTickleAccounts> {
+        let shared = redis_url
+            .map(|url| super::budget::SharedBudget::new(url.expose_secret()))
+            .transpose()
+            .map_err(|error| anyhow::anyhow!("redis.url is invalid: {error}"))?;
         let credentials_key = credentials_key
             .map(CredentialsKey::from_base64)
             .transpose()?;
@@ -98,10 +103,15 @@ impl MindTickleAccounts {
         Ok(MindTickleAccounts {
             http,
             clients: Arc::default(),
-            budgets: Budgets::new(default_limits, budget_max_wait),
+            budgets: Budgets::new(default_limits, budget_max_wait, shared),
             default_limits,
             credentials_key,
         })
+    }
+
+    /// The Redis-backed budget, when Redis is configured.
+    pub fn shared_budget(&self) -> Option<&super::budget::SharedBudget> {
+        self.budgets.shared()
     }
 
     /// Returns the tenant's client, loading its account on first use.

@@ -2,6 +2,10 @@
 //! `requests_per_minute` calls per tenant (GCRA, from the `governor` crate), and a tenant-wide
 //! backoff after a 429.
 //!
+//! With Redis configured, the limits and the backoff live in Redis (one GCRA script run per
+//! request, on Redis's clock), so every replica spends from the same budget. Without it, or
+//! while Redis cannot be reached, each process keeps them in memory.
+//!
 //! MindTickle's published limits disagree (5/s, 220/min and 3,000/h in two live integrations;
 //! 4/s and 60/min in a third-party profile), so the defaults of 3/s and 55/min stay under both.
 
@@ -43,6 +47,7 @@ struct Backoff {
 /// One tenant's budget. Shared by every client of the tenant in this process.
 pub struct TenantBudget {
     tenant: TenantId,
+    shared: Option<SharedBudget>,
     limits: BudgetLimits,
     per_second: DefaultDirectRateLimiter,
     per_minute: DefaultDirectRateLimiter,
@@ -53,7 +58,12 @@ pub struct TenantBudget {
 }
 
 impl TenantBudget {
-    fn new(tenant: TenantId, limits: BudgetLimits, max_wait: Duration) -> TenantBudget {
+    fn new(
+        tenant: TenantId,
+        limits: BudgetLimits,
+        max_wait: Duration,
+        shared: Option<SharedBudget>,
+    ) -> TenantBudget {
         // GCRA admits a burst on top of the steady rate, so in any window a limiter lets through
         // up to burst + rate × window. Small bursts keep every one-second window at about
         // `per_second` + 1 and every minute at about 110% of `per_minute`, under MindTickle's
@@ -69,6 +79,7 @@ impl TenantBudget {
             .allow_burst(minute_burst);
         TenantBudget {
             tenant,
+            shared,
             limits,
             per_second: RateLimiter::direct(second_quota),
             per_minute: RateLimiter::direct(minute_quota),
@@ -99,6 +110,20 @@ impl TenantBudget {
     }
 
     async fn admit(&self) -> Result<(), GateRejected> {
+        if let Some(shared) = &self.shared {
+            match shared.admit(&self.tenant, self.limits, self.max_wait).await {
+                Ok(result) => return result.map_err(|wait| self.rejection(wait)),
+                Err(error) => {
+                    // The in-process limits still hold this replica to the budget.
+                    metrics::counter!("bridge_redis_errors_total").increment(1);
+                    tracing::warn!(tenant_id = %self.tenant, %error, "shared MindTickle budget unavailable; using this process's budget");
+                }
+            }
+        }
+        self.admit_locally().await
+    }
+
+    async fn admit_locally(&self) -> Result<(), GateRejected> {
         // Bounded: each round either admits, rejects, or sleeps at most `max_wait`.
         for _ in 0..16 {
             if let Some(remaining) = self.backoff_remaining() {
@@ -149,6 +174,14 @@ impl TenantBudget {
         });
         let until = now + delay;
         backoff.until = Some(backoff.until.map_or(until, |current| current.max(until)));
+        if let Some(shared) = self.shared.clone() {
+            let tenant = self.tenant.clone();
+            tokio::spawn(async move {
+                if let Err(error) = shared.back_off(&tenant, delay).await {
+                    tracing::warn!(tenant_id = %tenant, %error, "failed to share a MindTickle backoff through Redis");
+                }
+            });
+        }
         metrics::counter!("bridge_mindtickle_rate_limited_total").increment(1);
         tracing::warn!(
             tenant_id = %self.tenant,
@@ -172,21 +205,146 @@ impl RequestGate for TenantGate {
     }
 }
 
+/// GCRA over two windows plus the tenant's backoff, atomically, on Redis's clock.
+/// KEYS: per-second state, per-minute state, backoff marker. ARGV: emission interval and burst
+/// tolerance in ms for each window. Returns 0 when admitted, or the ms to wait.
+const GCRA_SCRIPT: &str = r"
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local backoff = redis.call('PTTL', KEYS[3])
+if backoff > 0 then return backoff end
+local function state(key, interval, tolerance)
+  local tat = tonumber(redis.call('GET', key) or now)
+  if tat < now then tat = now end
+  return tat, tat - tolerance - now
+end
+local second_interval, second_tolerance = tonumber(ARGV[1]), tonumber(ARGV[2])
+local minute_interval, minute_tolerance = tonumber(ARGV[3]), tonumber(ARGV[4])
+local second_tat, second_wait = state(KEYS[1], second_interval, second_tolerance)
+local minute_tat, minute_wait = state(KEYS[2], minute_interval, minute_tolerance)
+local wait = math.max(second_wait, minute_wait)
+if wait > 0 then return wait end
+redis.call('SET', KEYS[1], second_tat + second_interval, 'PX', second_tat + second_interval - now + 1000)
+redis.call('SET', KEYS[2], minute_tat + minute_interval, 'PX', minute_tat + minute_interval - now + 1000)
+return 0
+";
+
+/// A budget shared by every replica through Redis. Connects on first use.
+#[derive(Clone)]
+pub struct SharedBudget {
+    client: redis::Client,
+    connection: Arc<tokio::sync::OnceCell<redis::aio::ConnectionManager>>,
+    script: Arc<redis::Script>,
+}
+
+impl SharedBudget {
+    pub fn new(url: &str) -> Result<SharedBudget, redis::RedisError> {
+        Ok(SharedBudget {
+            client: redis::Client::open(url)?,
+            connection: Arc::default(),
+            script: Arc::new(redis::Script::new(GCRA_SCRIPT)),
+        })
+    }
+
+    async fn connection(&self) -> Result<redis::aio::ConnectionManager, redis::RedisError> {
+        self.connection
+            .get_or_try_init(|| redis::aio::ConnectionManager::new(self.client.clone()))
+            .await
+            .cloned()
+    }
+
+    /// Keys share the tenant's hash tag, so a Redis Cluster keeps them in one slot.
+    fn key(tenant: &TenantId, name: &str) -> String {
+        format!("tenant:{{{tenant}}}:mindtickle:{name}")
+    }
+
+    /// Returns `Ok(Ok(()))` when admitted, `Ok(Err(wait))` when over the budget for longer than
+    /// `max_wait`, and `Err` when Redis cannot be asked.
+    async fn admit(
+        &self,
+        tenant: &TenantId,
+        limits: BudgetLimits,
+        max_wait: Duration,
+    ) -> Result<Result<(), Duration>, redis::RedisError> {
+        let mut connection = self.connection().await?;
+        let second_interval = 1000 / u64::from(limits.per_second.max(1));
+        let minute_interval = 60_000 / u64::from(limits.per_minute.max(1));
+        // The same bursts as the in-process limiters: 1 per second, a tenth of a minute.
+        let minute_tolerance = minute_interval * u64::from((limits.per_minute / 11).max(1) - 1);
+        for _ in 0..16 {
+            let wait_ms: i64 = self
+                .script
+                .key(Self::key(tenant, "budget:second"))
+                .key(Self::key(tenant, "budget:minute"))
+                .key(Self::key(tenant, "backoff"))
+                .arg(second_interval)
+                .arg(0)
+                .arg(minute_interval)
+                .arg(minute_tolerance)
+                .invoke_async(&mut connection)
+                .await?;
+            if wait_ms <= 0 {
+                metrics::counter!("bridge_mindtickle_requests_total").increment(1);
+                return Ok(Ok(()));
+            }
+            let wait = Duration::from_millis(wait_ms.unsigned_abs());
+            if wait > max_wait {
+                return Ok(Err(wait));
+            }
+            tokio::time::sleep(wait).await;
+        }
+        Ok(Err(max_wait))
+    }
+
+    async fn back_off(&self, tenant: &TenantId, delay: Duration) -> Result<(), redis::RedisError> {
+        let mut connection = self.connection().await?;
+        let millis = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX).max(1);
+        redis::cmd("SET")
+            .arg(Self::key(tenant, "backoff"))
+            .arg(1)
+            .arg("PX")
+            .arg(millis)
+            .query_async::<()>(&mut connection)
+            .await
+    }
+
+    /// Returns true when Redis answers a PING.
+    pub async fn ping(&self) -> bool {
+        match self.connection().await {
+            Ok(mut connection) => redis::cmd("PING")
+                .query_async::<String>(&mut connection)
+                .await
+                .is_ok(),
+            Err(_) => false,
+        }
+    }
+}
+
 /// The budgets of every tenant this process talks to MindTickle for.
 #[derive(Clone)]
 pub struct Budgets {
     budgets: Arc<Mutex<HashMap<TenantId, Arc<TenantBudget>>>>,
     defaults: BudgetLimits,
     max_wait: Duration,
+    shared: Option<SharedBudget>,
 }
 
 impl Budgets {
-    pub fn new(defaults: BudgetLimits, max_wait: Duration) -> Budgets {
+    pub fn new(
+        defaults: BudgetLimits,
+        max_wait: Duration,
+        shared: Option<SharedBudget>,
+    ) -> Budgets {
         Budgets {
             budgets: Arc::default(),
             defaults,
             max_wait,
+            shared,
         }
+    }
+
+    pub fn shared(&self) -> Option<&SharedBudget> {
+        self.shared.as_ref()
     }
 
     /// Returns the tenant's budget, with its override when one is given. A changed override
@@ -197,7 +355,12 @@ impl Budgets {
         match budgets.get(tenant) {
             Some(budget) if budget.limits == limits => budget.clone(),
             _ => {
-                let budget = Arc::new(TenantBudget::new(tenant.clone(), limits, self.max_wait));
+                let budget = Arc::new(TenantBudget::new(
+                    tenant.clone(),
+                    limits,
+                    self.max_wait,
+                    self.shared.clone(),
+                ));
                 budgets.insert(tenant.clone(), budget.clone());
                 budget
             }
@@ -217,6 +380,7 @@ mod tests {
                 per_minute,
             },
             max_wait,
+            None,
         )
     }
 
@@ -290,6 +454,7 @@ mod tests {
                 per_minute: 10,
             },
             Duration::ZERO,
+            None,
         );
         let acme = budgets.for_tenant(&TenantId::parse("acme").unwrap(), None);
         let globex = budgets.for_tenant(&TenantId::parse("globex").unwrap(), None);

@@ -14,6 +14,7 @@ mod idp_replay;
 mod isolation;
 mod jobs;
 mod mindtickle_sync;
+mod redis_budget;
 mod scim;
 mod scim_protocol;
 mod scim_security;
