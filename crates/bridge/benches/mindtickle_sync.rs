@@ -35,7 +35,9 @@
 //! - `BENCH_PROCESS_DELAY_MS` (200, the emulator's default): time until a bulk upsert finishes.
 //! - The service configuration loads as `serve` loads it, from the defaults and the `BRIDGE_`
 //!   variables, so `BRIDGE_MINDTICKLE_PROCESS_POLL_SECS`, `BRIDGE_JOBS_POLL_INTERVAL_MS` and
-//!   `BRIDGE_MINDTICKLE_BUDGET_MAX_WAIT_MS` apply. `database.url` is always the scratch database.
+//!   `BRIDGE_MINDTICKLE_BUDGET_MAX_WAIT_MS` apply, and `BRIDGE_REDIS_URL` moves the budgets into
+//!   Redis. `database.url` is always the scratch database, and `mindtickle.credentials_key` is a
+//!   random key unless one is set.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -193,6 +195,10 @@ impl BenchDatabase {
                 .context("failed to run migrations")?;
 
             let mut config = Config::load(None).context("failed to load the config")?;
+            // The account rows live only as long as the scratch database, so any key will do.
+            if config.mindtickle.credentials_key.is_none() {
+                config.mindtickle.credentials_key = Some(bridge::sync::CredentialsKey::generate());
+            }
             let mut service_url = url::Url::parse(&owner_url)?;
             service_url
                 .set_username("bridge_service")

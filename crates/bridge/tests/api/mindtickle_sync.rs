@@ -364,3 +364,51 @@ async fn credentials_are_encrypted_at_rest() {
     };
     assert!(error.to_string().contains("cannot be decrypted"), "{error}");
 }
+
+#[tokio::test]
+async fn stalled_process_is_polled_until_it_finishes() {
+    let Some(app) = spawn_app().await else { return };
+    let acme = app.create_tenant("acme-a", "acme").await;
+    let scim = app.scim_token(&acme).await;
+    app.emulator.inject(Fault::StallProcesses {
+        company_id: "acme".into(),
+        stalled: true,
+    });
+    app.scim_create(&acme, &scim, okta_user("slow@acme.example"))
+        .await;
+    // A few rounds (the push, then checks): the process stays in progress throughout.
+    let runner =
+        bridge::jobs::JobRunner::new(app.db.runtime.clone(), app.state.config().jobs.clone());
+    for _ in 0..5 {
+        runner
+            .run_once(10, |job| bridge::sync::handle_job(app.state.clone(), job))
+            .await
+            .unwrap();
+    }
+    let state: String = sqlx::query_scalar(
+        "SELECT mindtickle_state FROM users WHERE user_name = 'slow@acme.example'",
+    )
+    .fetch_one(&app.db.owner)
+    .await
+    .unwrap();
+    assert_eq!(
+        state, "pending",
+        "a stalled process is neither success nor failure"
+    );
+    let checks = app.owner_count("SELECT count(*) FROM jobs WHERE kind = 'mindtickle.check_process' AND status = 'pending'").await;
+    assert_eq!(checks, 1, "the process keeps being polled");
+
+    app.emulator.inject(Fault::StallProcesses {
+        company_id: "acme".into(),
+        stalled: false,
+    });
+    app.run_jobs().await;
+    let state: String = sqlx::query_scalar(
+        "SELECT mindtickle_state FROM users WHERE user_name = 'slow@acme.example'",
+    )
+    .fetch_one(&app.db.owner)
+    .await
+    .unwrap();
+    assert_eq!(state, "synced");
+    assert_eq!(app.emulator.creation_count("acme", "slow@acme.example"), 1);
+}
