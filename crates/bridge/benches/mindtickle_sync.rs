@@ -22,7 +22,9 @@
 //! budget shows how well the runner keeps the budget busy.
 //!
 //! Per-tenant request times come from sampling the emulator's request counters every 100 ms,
-//! so a tenant's first and last request are known to within 100 ms.
+//! so a tenant's first and last request are known to within 100 ms. Its rates are over the
+//! time between them ("had work"). Requests per minute divide by at least a minute, and "max in
+//! 60 s" is the most requests in any 60 s window, to compare with MindTickle's 60/min.
 //!
 //! Settings (environment variables):
 //! - `ENABLEMENT_BRIDGE_TEST_DATABASE_URL`: a role that may create databases, default
@@ -62,7 +64,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use uuid::Uuid;
 
 const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-/// Seed of the generated fixtures, fixed so every run sees the same companies.
+/// Seed of the generated fixtures, fixed so every run generates the same companies.
 const FIXTURE_SEED: u64 = 20_240_601;
 /// Interval between samples of the emulator's request counters.
 const SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
@@ -72,9 +74,9 @@ const CHECK_INTERVAL: Duration = Duration::from_millis(250);
 const SETUP_CONCURRENCY: usize = 16;
 /// Time limit of user creation and of queueing the pulls.
 const SETUP_LIMIT: Duration = Duration::from_secs(300);
-/// Longest wait for a runner loop to finish its round after the stop.
+/// Maximum wait for a runner loop to finish its round after the stop.
 const STOP_LIMIT: Duration = Duration::from_secs(60);
-/// Failed jobs whose message is printed; the rest are only counted.
+/// Failed jobs whose message is printed. The rest are only counted.
 const SHOWN_FAILURES: usize = 3;
 /// Target of scenario 2: requests per minute against the per-minute budget.
 const TARGET_MINUTE_UTILISATION: f64 = 0.8;
@@ -397,6 +399,7 @@ async fn create_users(
 ) -> anyhow::Result<()> {
     let total = tenants.len() * users_per_tenant;
     eprintln!("mindtickle_sync bench: creating {total} users");
+
     let started = Instant::now();
     let deadline = started + SETUP_LIMIT;
     let next = Arc::new(AtomicUsize::new(0));
@@ -426,6 +429,7 @@ async fn create_users(
     while let Some(joined) = workers.join_next().await {
         joined??;
     }
+
     let elapsed = started.elapsed();
     if next.load(Ordering::Relaxed) < total {
         bail!(
@@ -505,7 +509,7 @@ impl JobStats {
     }
 }
 
-/// What one runner loop did.
+/// Counters of one runner loop.
 #[derive(Default, Clone, Copy)]
 struct LoopStats {
     /// Rounds that claimed at least one job.
@@ -574,7 +578,7 @@ async fn run_loop(
     idle: Duration,
     mut stop: watch::Receiver<bool>,
 ) -> LoopStats {
-    // Far more rounds than fit in any scenario's time limit; the stop signal ends the loop.
+    // Far more rounds than fit in any scenario's time limit, so the stop signal ends the loop.
     const MAX_ROUNDS: u64 = 10_000_000;
     let mut totals = LoopStats::default();
     for _ in 0..MAX_ROUNDS {
@@ -685,7 +689,7 @@ struct RequestActivity {
     first: Option<Duration>,
     /// Sample time of the last request.
     last: Option<Duration>,
-    /// Most requests in any 60 s, to compare with MindTickle's 60/min.
+    /// Maximum requests in any 60 s window, to compare with MindTickle's 60/min.
     max_per_minute: u64,
 }
 
@@ -730,6 +734,7 @@ impl RequestActivity {
         }
     }
 
+    /// Requests per second while the tenant had work.
     fn per_second(&self) -> f64 {
         let busy = self.busy().as_secs_f64();
         if busy > 0.0 {
@@ -737,6 +742,12 @@ impl RequestActivity {
         } else {
             0.0
         }
+    }
+
+    /// Requests per minute while the tenant had work. Work shorter than a minute counts as one
+    /// minute, because a per-minute budget allows all of it within that minute.
+    fn per_minute(&self) -> f64 {
+        self.requests as f64 * 60.0 / self.busy().as_secs_f64().max(60.0)
     }
 }
 
@@ -868,8 +879,9 @@ async fn user_states(owner: &PgPool) -> anyhow::Result<HashMap<String, StateCoun
 struct ProgressPulls {
     window: Duration,
     samples: Vec<Sample>,
-    /// Per pulling tenant: pulls queued and pulls stored.
+    /// Per pulling tenant: pulls pending when the runners started.
     queued: Vec<i64>,
+    /// Per pulling tenant: users whose progress was stored.
     pulled: Vec<i64>,
     /// Per pulling tenant: 429s during the scenario.
     rejected: Vec<u64>,
@@ -1022,11 +1034,11 @@ fn optional_seconds(duration: Option<Duration>) -> String {
     duration.map_or_else(|| "-".to_owned(), seconds)
 }
 
-/// Prints the request-rate columns shared by both tables: requests, first and last request,
+/// Formats the request-rate columns shared by both tables: requests, first and last request,
 /// the time between them, and the rate in it against the budget per second and per minute.
 fn rate_columns(activity: &RequestActivity, budget: (u32, u32)) -> String {
     let per_second = activity.per_second();
-    let per_minute = per_second * 60.0;
+    let per_minute = activity.per_minute();
     format!(
         "{} | {} | {} | {} | {per_second:.2} | {:.0}% | {per_minute:.1} | {:.0}% | {}",
         activity.requests,
@@ -1079,6 +1091,7 @@ fn print_user_sync(
         totals.5 += never;
         totals.6 += twice;
     }
+
     // The total row leaves the eight per-tenant rate columns after `requests` empty.
     println!(
         "| total | {} |{} {} | {} | {} | {} | {} | {} | {} |",
@@ -1121,13 +1134,13 @@ fn print_progress_pulls(budget: (u32, u32), tenants: &[BenchTenant], pulls: &Pro
     );
     println!();
     println!(
-        "| tenant | {RATE_HEADER} | pulls queued | pulls stored | requests per pull | pull runs deferred | 429s |"
+        "| tenant | {RATE_HEADER} | pulls queued | pulls stored | pulls/min | requests per pull | pull runs deferred | 429s |"
     );
-    println!("|---|{RATE_ALIGN}|---:|---:|---:|---:|---:|");
+    println!("|---|{RATE_ALIGN}|---:|---:|---:|---:|---:|---:|");
     let mut lowest_utilisation = f64::INFINITY;
     for (index, tenant) in tenants.iter().enumerate() {
         let activity = RequestActivity::of(&pulls.samples, index);
-        let utilisation = activity.per_second() * 60.0 / f64::from(budget.1.max(1));
+        let utilisation = activity.per_minute() / f64::from(budget.1.max(1));
         lowest_utilisation = lowest_utilisation.min(utilisation);
         let deferred = pulls
             .job_stats
@@ -1140,8 +1153,10 @@ fn print_progress_pulls(budget: (u32, u32), tenants: &[BenchTenant], pulls: &Pro
         } else {
             "-".to_owned()
         };
+        let pulls_per_minute =
+            pulled as f64 * 60.0 / activity.busy().as_secs_f64().max(f64::EPSILON);
         println!(
-            "| {} | {} | {} | {pulled} | {per_pull} | {deferred} | {} |",
+            "| {} | {} | {} | {pulled} | {pulls_per_minute:.1} | {per_pull} | {deferred} | {} |",
             tenant.id,
             rate_columns(&activity, budget),
             pulls.queued[index],

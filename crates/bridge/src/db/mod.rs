@@ -109,14 +109,23 @@ impl Database {
     }
 }
 
+/// The options of the service's pool, shared with the benchmarks so they measure the same pool.
+pub fn pool_options(max_connections: u32, acquire_timeout: Duration) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(acquire_timeout)
+        // sqlx pings every connection before handing it out by default, one more round trip per
+        // transaction. Without the ping, a connection that died fails the statement that uses it,
+        // like any other database error.
+        .test_before_acquire(false)
+}
+
 async fn connect(url: &str, config: &DatabaseConfig) -> Result<PgPool, DatabaseError> {
     let options: PgConnectOptions = url.parse().map_err(|source| DatabaseError::Connect {
         what: "parse database.url",
         source,
     })?;
-    PgPoolOptions::new()
-        .max_connections(config.max_connections)
-        .acquire_timeout(Duration::from_secs(config.acquire_timeout_secs))
+    pool_options(config.max_connections, Duration::from_secs(config.acquire_timeout_secs))
         .connect_with(options.application_name("enablement-bridge"))
         .await
         .map_err(|source| DatabaseError::Connect {
