@@ -125,11 +125,14 @@ async fn connect(url: &str, config: &DatabaseConfig) -> Result<PgPool, DatabaseE
         what: "parse database.url",
         source,
     })?;
-    pool_options(config.max_connections, Duration::from_secs(config.acquire_timeout_secs))
-        .connect_with(options.application_name("enablement-bridge"))
-        .await
-        .map_err(|source| DatabaseError::Connect {
-            what: "runtime role",
-            source,
-        })
+    pool_options(
+        config.max_connections,
+        Duration::from_secs(config.acquire_timeout_secs),
+    )
+    .connect_with(options.application_name("enablement-bridge"))
+    .await
+    .map_err(|source| DatabaseError::Connect {
+        what: "runtime role",
+        source,
+    })
 }

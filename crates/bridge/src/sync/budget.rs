@@ -52,7 +52,7 @@ pub struct TenantBudget {
     per_second: DefaultDirectRateLimiter,
     per_minute: DefaultDirectRateLimiter,
     backoff: Mutex<Backoff>,
-    /// Longest a request waits for the budget before it is rejected, so the work can be queued
+    /// Maximum time a request waits for the budget before it is rejected, so the work can be queued
     /// for the next window instead of holding a request or a job runner.
     max_wait: Duration,
 }
@@ -308,7 +308,7 @@ impl SharedBudget {
             .await
     }
 
-    /// Returns true when Redis answers a PING.
+    /// Returns true when Redis responds to PING.
     pub async fn ping(&self) -> bool {
         match self.connection().await {
             Ok(mut connection) => redis::cmd("PING")

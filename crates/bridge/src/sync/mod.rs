@@ -1,4 +1,4 @@
-//! Pushes directory changes to MindTickle through durable jobs, and holds each tenant's
+//! Pushes directory changes to MindTickle through durable jobs, and keeps each tenant's
 //! MindTickle client.
 
 mod accounts;

@@ -1,4 +1,4 @@
-//! `GET /api/tenants/{tenant}/users/{user}/sync-status`: where a user stands with MindTickle.
+//! `GET /api/tenants/{tenant}/users/{user}/sync-status`: a user's sync state in MindTickle.
 
 use axum::Json;
 use axum::extract::{Path, State};

@@ -36,6 +36,42 @@ pub struct TestDatabase {
     /// The service's own login role, `bridge_service`.
     pub runtime: PgPool,
     pub runtime_url: String,
+    name: String,
+    admin_url: String,
+}
+
+impl Drop for TestDatabase {
+    /// Drops the database, so runs do not pile up databases on a shared server. `Drop` cannot
+    /// await, so a short-lived thread with its own runtime does it; `WITH (FORCE)` ends the
+    /// pools' connections.
+    fn drop(&mut self) {
+        let (name, admin_url) = (self.name.clone(), self.admin_url.clone());
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let admin = PgPoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(Duration::from_secs(3))
+                    .connect(&admin_url)
+                    .await
+                    .map_err(std::io::Error::other)?;
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&admin)
+                .await
+                .map_err(std::io::Error::other)?;
+                admin.close().await;
+                Ok::<_, std::io::Error>(())
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("warning: test database {} was not dropped", self.name);
+        }
+    }
 }
 
 impl TestDatabase {
@@ -96,6 +132,8 @@ impl TestDatabase {
             owner,
             runtime,
             runtime_url,
+            name,
+            admin_url,
         })
     }
 }
