@@ -301,7 +301,15 @@ async fn execute(command: Command, config: Config) -> Result<(), Failure> {
             let scopes = parse_scopes(&scopes)?;
             let keys = jwt_keys(&config, None)?;
             with_existing_tenant(&config, &tenant, |_| async { Ok::<_, Failure>(()) }).await?;
-            let ttl = Duration::from_secs(ttl.unwrap_or(config.auth.default_token_ttl_secs));
+            // A token cannot be revoked, so its lifetime is what bounds a leak.
+            const MAX_TTL_SECS: u64 = 30 * 24 * 3600;
+            let ttl_secs = ttl.unwrap_or(config.auth.default_token_ttl_secs);
+            if ttl_secs == 0 || ttl_secs > MAX_TTL_SECS {
+                return Err(Failure::Usage(format!(
+                    "--ttl {ttl_secs} is invalid: expected 1 to {MAX_TTL_SECS} seconds (30 days)"
+                )));
+            }
+            let ttl = Duration::from_secs(ttl_secs);
             let token = keys
                 .issue(&tenant, &subject, &scopes, chrono::Utc::now(), ttl)
                 .map_err(|error| Failure::Runtime(error.into()))?;

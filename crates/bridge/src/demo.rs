@@ -250,7 +250,7 @@ async fn set_up_tenant(
 ) -> anyhow::Result<DemoTenant> {
     let tenant = TenantId::parse(&fixture.tenant)?;
     let registry = TenantRegistry::new(state.pool().clone());
-    match registry.delete(&tenant).await {
+    match registry.delete_demo_tenant(&tenant).await {
         Ok(()) | Err(TenantRegistryError::NotFound(_)) => {}
         Err(error) => return Err(error.into()),
     }

@@ -200,6 +200,14 @@ impl FromRequestParts<AppState> for ApiCaller {
         let Path(path) = Path::<TenantPath>::from_request_parts(parts, state)
             .await
             .map_err(|_| ApiError::NotFound("no tenant in the request path".into()))?;
+        // An id that cannot be a tenant names no tenant at all: not found, not a cross-tenant
+        // attempt.
+        if TenantId::parse(&path.tenant).is_err() {
+            return Err(ApiError::NotFound(format!(
+                "no tenant {:?}; tenant ids are lowercase letters, digits and '-'",
+                path.tenant
+            )));
+        }
         if claims.tenant != path.tenant {
             record_security_event(
                 state,

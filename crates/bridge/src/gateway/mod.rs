@@ -7,6 +7,6 @@ mod request_context;
 mod security;
 
 pub use auth::{ApiCaller, Claims, JwtKeys, Scope, ScopeParseError, TokenError};
-pub use problem::ApiError;
+pub use problem::{ApiError, is_missing_tenant};
 pub use request_context::{RequestContext, current_request_id, request_context_layer};
 pub use security::{SecurityEventKind, record_security_event};

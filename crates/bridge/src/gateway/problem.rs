@@ -44,6 +44,9 @@ impl From<sqlx::Error> for ApiError {
         {
             return ApiError::PolicyViolation(error);
         }
+        if is_missing_tenant(&error) {
+            return ApiError::NotFound("tenant not found".into());
+        }
         if matches!(error, sqlx::Error::PoolTimedOut) {
             return ApiError::Unavailable {
                 detail: "the database is busy; retry the request".into(),
@@ -52,6 +55,15 @@ impl From<sqlx::Error> for ApiError {
         }
         ApiError::Internal(anyhow::Error::new(error).context("database statement failed"))
     }
+}
+
+/// True when a write failed because the tenant itself no longer exists: a foreign key to
+/// `tenants` (every tenant table has one, named `<table>_tenant_fkey`) was violated. A token
+/// issued before the tenant was deleted can still be valid until it expires.
+pub fn is_missing_tenant(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(database)
+        if database.code().as_deref() == Some("23503")
+            && database.constraint().is_some_and(|name| name.ends_with("_tenant_fkey")))
 }
 
 impl ApiError {

@@ -46,6 +46,15 @@ pub async fn record_security_event(
         "refused cross-tenant attempt"
     );
 
+    // PostgreSQL text cannot hold NUL, which a request path can carry percent-encoded; without
+    // this the audit row would be lost exactly for such a request.
+    let clean = |value: Option<&str>| value.map(|text| text.replace('\0', "\u{fffd}"));
+    let (request_id, principal_tenant, target_tenant) = (
+        clean(request_id),
+        clean(principal_tenant),
+        clean(target_tenant),
+    );
+    let detail = detail.replace('\0', "\u{fffd}");
     let insert = async {
         let mut tx = SystemTx::begin(state.pool(), SystemRole::Anonymous).await?;
         sqlx::query(
@@ -54,15 +63,15 @@ pub async fn record_security_event(
         )
         .bind(Uuid::now_v7())
         .bind(kind.as_str())
-        .bind(request_id)
-        .bind(principal_tenant)
-        .bind(target_tenant)
-        .bind(detail)
+        .bind(&request_id)
+        .bind(&principal_tenant)
+        .bind(&target_tenant)
+        .bind(&detail)
         .execute(tx.conn())
         .await?;
         tx.commit().await
     };
     if let Err(error) = insert.await {
-        tracing::error!(%error, security_event = kind.as_str(), request_id, "failed to write the security audit row");
+        tracing::error!(%error, security_event = kind.as_str(), request_id = request_id.as_deref(), "failed to write the security audit row");
     }
 }

@@ -26,6 +26,9 @@ impl From<ScimError> for ScimApiError {
 
 impl From<sqlx::Error> for ScimApiError {
     fn from(error: sqlx::Error) -> Self {
+        if crate::gateway::is_missing_tenant(&error) {
+            return ScimApiError::Scim(ScimError::not_found("tenant not found"));
+        }
         ScimApiError::Internal(anyhow::Error::new(error).context("database statement failed"))
     }
 }

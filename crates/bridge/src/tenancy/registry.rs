@@ -26,6 +26,10 @@ pub enum TenantRegistryError {
     AlreadyExists(TenantId),
     #[error("tenant '{0}' not found")]
     NotFound(TenantId),
+    #[error(
+        "tenant id '{0}' belonged to a deleted tenant and is never reused, because tokens issued for it may still be valid; choose another id"
+    )]
+    Retired(TenantId),
     #[error("tenant name must not be empty")]
     EmptyName,
     #[error(transparent)]
@@ -50,6 +54,14 @@ impl TenantRegistry {
             return Err(TenantRegistryError::EmptyName);
         }
         let mut tx = SystemTx::begin(&self.pool, SystemRole::Admin).await?;
+        let retired: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM retired_tenants WHERE id = $1)")
+                .bind(id.as_str())
+                .fetch_one(tx.conn())
+                .await?;
+        if retired {
+            return Err(TenantRegistryError::Retired(id.clone()));
+        }
         let created = sqlx::query_as::<_, Tenant>(
             "INSERT INTO tenants (tenant_id, name) VALUES ($1, $2)
              ON CONFLICT (tenant_id) DO NOTHING
@@ -87,18 +99,35 @@ impl TenantRegistry {
     }
 
     /// Deletes the tenant and, through `ON DELETE CASCADE` on every tenant table's foreign key
-    /// to `tenants`, every row the tenant owns, in one transaction.
+    /// to `tenants`, every row the tenant owns, in one transaction. The id is retired: no later
+    /// tenant can take it.
     pub async fn delete(&self, id: &TenantId) -> Result<(), TenantRegistryError> {
+        self.delete_tenant(id, true).await
+    }
+
+    /// Deletes a throwaway tenant and leaves its id free, for the demo, which re-creates its
+    /// tenants on every run with a fresh signing secret. Never use it for a real tenant.
+    pub async fn delete_demo_tenant(&self, id: &TenantId) -> Result<(), TenantRegistryError> {
+        self.delete_tenant(id, false).await
+    }
+
+    async fn delete_tenant(&self, id: &TenantId, retire: bool) -> Result<(), TenantRegistryError> {
         let mut tx = SystemTx::begin(&self.pool, SystemRole::Admin).await?;
         let deleted = sqlx::query("DELETE FROM tenants WHERE tenant_id = $1")
             .bind(id.as_str())
             .execute(tx.conn())
             .await?
             .rows_affected();
-        tx.commit().await?;
         if deleted == 0 {
             return Err(TenantRegistryError::NotFound(id.clone()));
         }
+        if retire {
+            sqlx::query("INSERT INTO retired_tenants (id) VALUES ($1) ON CONFLICT DO NOTHING")
+                .bind(id.as_str())
+                .execute(tx.conn())
+                .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 }

@@ -325,3 +325,79 @@ async fn operational_endpoints_answer() {
     let metrics = app.http.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(metrics.status(), 200);
 }
+
+#[tokio::test]
+async fn token_of_deleted_tenant_opens_nothing() {
+    let Some(app) = spawn_app().await else { return };
+    let tenant = app.create_tenant("gone-co", "acme").await;
+    let token = app.all_scopes_token("gone-co");
+    let scim = app.scim_token(&tenant).await;
+    // Verified once, so the SCIM token sits in the verification cache.
+    let warm = app
+        .http
+        .get(app.url("/scim/v2/gone-co/Users"))
+        .bearer_auth(&scim)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(warm.status(), 200);
+    bridge::tenancy::TenantRegistry::new(app.db.runtime.clone())
+        .delete(&tenant)
+        .await
+        .unwrap();
+
+    let aggregate = app
+        .http
+        .post(app.url("/api/tenants/gone-co/readiness/aggregate"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        aggregate.status(),
+        404,
+        "a deleted tenant is not found, not a server error"
+    );
+    let create = app
+        .http
+        .post(app.url("/scim/v2/gone-co/Users"))
+        .bearer_auth(&scim)
+        .header("content-type", "application/scim+json")
+        .body(crate::support::okta_user("planted@example.test").to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(create.status(), 404);
+    assert_eq!(app.owner_count("SELECT count(*) FROM users").await, 0);
+    assert_eq!(
+        app.owner_count("SELECT count(*) FROM tenants WHERE tenant_id = 'gone-co'")
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn odd_tenant_paths_are_not_found() {
+    let Some(app) = spawn_app().await else { return };
+    app.create_tenant("acme-a", "acme").await;
+    let token = app.all_scopes_token("acme-a");
+    for path in [
+        "/api/tenants/ACME-A/readiness",
+        "/api/tenants/acme%2A/readiness",
+        "/api/tenants/a%20b/readiness",
+    ] {
+        let response = app
+            .http
+            .get(app.url(path))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404, "{path}");
+    }
+    assert_eq!(
+        app.owner_count("SELECT count(*) FROM security_events")
+            .await,
+        0
+    );
+}

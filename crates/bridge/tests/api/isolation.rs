@@ -485,3 +485,21 @@ async fn pooled_connection_does_not_keep_tenant() {
         "SET LOCAL ROLE outlived its transaction"
     );
 }
+
+#[tokio::test]
+async fn deleted_tenant_id_is_never_reused() {
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let registry = TenantRegistry::new(db.runtime.clone());
+    let id = tenant("short-lived");
+    registry.create(&id, "First").await.unwrap();
+    registry.delete(&id).await.unwrap();
+    // Tokens of the first tenant may still be valid; a new tenant under its id would accept them.
+    let error = registry.create(&id, "Second").await.unwrap_err();
+    assert!(
+        matches!(error, bridge::tenancy::TenantRegistryError::Retired(_)),
+        "{error}"
+    );
+    assert!(registry.get(&id).await.unwrap().is_none());
+}
