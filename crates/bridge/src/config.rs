@@ -153,7 +153,7 @@ pub struct RedisConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ScimConfig {
-    /// Sustained SCIM requests per second accepted from one tenant; more are answered 429.
+    /// Sustained SCIM requests per second accepted from one tenant. Requests above it get 429.
     pub requests_per_second: u32,
     /// Requests one tenant may send at once above the sustained rate.
     pub burst: u32,

@@ -80,7 +80,7 @@ pub const EFFECTIVE_ROLE_SQL: &str = "coalesce(u.role,
        AND rm.match_value = lower(u.resource ->> 'userType')),
     'rep')";
 
-/// The role sent in SCIM `roles` (primary first), if it is one this service knows.
+/// The role sent in SCIM `roles` (primary first), if it is one of `rep`, `manager` or `admin`.
 fn role_of(resource: &UserResource) -> Option<&'static str> {
     let mut roles: Vec<_> = resource.roles.iter().collect();
     roles.sort_by_key(|role| !role.primary);
@@ -286,7 +286,7 @@ pub async fn get_user(tx: &mut TenantTx, user_id: Uuid) -> Result<Option<User>, 
     .await
 }
 
-/// Finds a user by `userName`, compared case-insensitively as RFC 7643 §4.1.1 says.
+/// Finds a user by `userName`, compared case-insensitively as RFC 7643 §4.1.1 requires.
 pub async fn find_by_user_name(
     tx: &mut TenantTx,
     user_name: &str,

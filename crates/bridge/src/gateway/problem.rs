@@ -8,7 +8,7 @@ use super::security::{SecurityEventKind, record_security_event};
 
 /// An error of the `/api` routes, rendered as RFC 9457 problem details.
 ///
-/// Client errors carry a detail that says what was wrong. Server errors carry only the request
+/// Client errors carry a detail that describes what was wrong. Server errors carry only the request
 /// id: the cause chain goes to the log, never to the client.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

@@ -21,7 +21,7 @@ pub struct UserPath {
 }
 
 fn parse_user_id(raw: &str) -> Result<Uuid, ApiError> {
-    // A malformed id is answered exactly like an unknown one.
+    // A malformed id gets the same 404 as an unknown one.
     Uuid::parse_str(raw).map_err(|_| ApiError::NotFound(format!("user {raw} not found")))
 }
 
@@ -95,7 +95,7 @@ pub async fn sync_progress(
     }
 }
 
-/// The answer when a sync did not fit the tenant's MindTickle budget.
+/// The response body when a sync did not fit the tenant's MindTickle budget.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct SyncQueued {
     /// Always `queued`.

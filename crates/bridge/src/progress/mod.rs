@@ -143,7 +143,7 @@ pub async fn queue_progress_sync(
 
 /// Pulls a user's courses and scores from MindTickle and stores them.
 ///
-/// No transaction is open during the MindTickle calls, so a slow upstream holds no connection.
+/// No transaction is open during the MindTickle calls, so a slow upstream ties up no connection.
 pub async fn sync_user_progress(
     state: &AppState,
     tenant: &TenantId,

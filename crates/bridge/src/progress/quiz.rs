@@ -119,7 +119,7 @@ pub async fn record_quiz_result(
 ) -> Result<QuizResultOut, ApiError> {
     validate(&input)?;
     let mut tx = TenantTx::begin(state.pool(), tenant).await?;
-    // A user of another tenant is invisible here and answers exactly like an unknown one.
+    // A user of another tenant is invisible here, so it gets the same 404 as an unknown one.
     if directory::get_user(&mut tx, input.user_id).await?.is_none() {
         return Err(ApiError::NotFound(format!(
             "user {} not found",

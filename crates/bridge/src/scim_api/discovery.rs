@@ -322,7 +322,7 @@ pub async fn get_schema(
         .ok_or_else(|| ScimError::not_found(format!("Schema {id} not found")).into())
 }
 
-/// Discovery endpoints are read-only: writes answer 405 in the SCIM error schema.
+/// Discovery endpoints are read-only: writes get 405 in the SCIM error schema.
 pub async fn read_only(_state: State<AppState>) -> ScimApiError {
     ScimApiError::Scim(ScimError::new(
         405,

@@ -26,7 +26,7 @@ pub struct GroupPath {
 }
 
 fn parse_group_id(raw: &str) -> Result<Uuid, ScimApiError> {
-    // A malformed id is answered exactly like an unknown one.
+    // A malformed id gets the same 404 as an unknown one.
     Uuid::parse_str(raw)
         .map_err(|_| ScimApiError::Scim(ScimError::not_found(format!("Group {raw} not found"))))
 }

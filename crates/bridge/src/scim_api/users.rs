@@ -387,7 +387,7 @@ pub async fn delete_user(
 }
 
 fn parse_user_id(raw: &str) -> Result<Uuid, ScimApiError> {
-    // A malformed id is answered exactly like an unknown one.
+    // A malformed id gets the same 404 as an unknown one.
     Uuid::parse_str(raw).map_err(|_| not_found(raw))
 }
 

@@ -92,7 +92,7 @@ impl TenantBudget {
         self.limits
     }
 
-    /// The time until the tenant's backoff ends, if it is backing off.
+    /// Returns the time until the tenant's backoff ends, if it is backing off.
     fn backoff_remaining(&self) -> Option<Duration> {
         let backoff = self.backoff.lock().unwrap_or_else(PoisonError::into_inner);
         backoff
